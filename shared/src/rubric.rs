@@ -1,0 +1,247 @@
+//! The rubric (score sheet template) model and its JSON file format.
+//!
+//! A rubric is versioned data: criteria change with each government decision
+//! (1048/2019, 781/2020, 148/2023). A score sheet is pinned to the exact
+//! `(id, version)` it was started on, so a later correction never changes a
+//! sheet already scored. The file format is documented in `docs/rubric-format.md`
+//! and frozen by a golden test.
+
+use serde::{Deserialize, Serialize};
+
+/// The file format tag every rubric file carries in `"format"`.
+pub const RUBRIC_FORMAT: &str = "ocop-rubric/1";
+
+/// The legal decision a rubric implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Decision {
+    /// 1048/QĐ-TTg (2019) as amended by 781/QĐ-TTg (2020): parts A 35 / B 25 / C 40.
+    #[serde(rename = "1048/781")]
+    D1048,
+    /// 148/QĐ-TTg (2023): parts A 40 / B 25 / C 35.
+    #[serde(rename = "148")]
+    D148,
+}
+
+impl Decision {
+    /// The part caps the decision fixes, in order A, B, C.
+    pub fn part_caps(self) -> [(&'static str, u32); 3] {
+        match self {
+            Decision::D1048 => [("A", 35), ("B", 25), ("C", 40)],
+            Decision::D148 => [("A", 40), ("B", 25), ("C", 35)],
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Decision::D1048 => "1048/QĐ-TTg + 781/QĐ-TTg",
+            Decision::D148 => "148/QĐ-TTg",
+        }
+    }
+}
+
+/// Identity of one published rubric version; what a sheet is pinned to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RubricRef {
+    pub id: String,
+    pub version: u32,
+}
+
+/// A whole score sheet template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rubric {
+    /// Always [`RUBRIC_FORMAT`].
+    pub format: String,
+    /// Stable identity, lowercase letters, digits and dashes, e.g. `1048-food-processed-cereal`.
+    pub id: String,
+    /// Increases with every published change; a published version is immutable.
+    pub version: u32,
+    pub decision: Decision,
+    pub title_vi: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_en: Option<String>,
+    /// Product group ("nhóm"), e.g. "Thực phẩm chế biến".
+    pub group: String,
+    /// Product subgroup ("phân nhóm"), e.g. "Chế biến từ gạo, ngũ cốc".
+    pub subgroup: String,
+    /// A template has sections but no criteria yet; an admin completes it by import.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub template: bool,
+    pub parts: Vec<Part>,
+    /// Per-star minimum requirements (781/QĐ-TTg): below them the star is capped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub star_requirements: Vec<StarRequirement>,
+    /// Documented corrections of the source text, kept visible on purpose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_notes: Vec<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Part A, B or C of a sheet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Part {
+    /// "A", "B" or "C".
+    pub code: String,
+    pub title_vi: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_en: Option<String>,
+    /// Maximum points of the part; equals the sum of its criteria maxima.
+    pub cap: u32,
+    pub sections: Vec<Section>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Section {
+    /// Section number as printed, e.g. "1".
+    pub code: String,
+    pub title_vi: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title_en: Option<String>,
+    #[serde(default)]
+    pub criteria: Vec<Criterion>,
+}
+
+/// One line of the sheet: the assessor picks exactly one option.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Criterion {
+    /// Code as printed, e.g. "1.1" or "7"; unique in the rubric.
+    pub code: String,
+    pub text_vi: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_en: Option<String>,
+    /// The criterion maximum as printed on the sheet; no option may exceed it.
+    pub max_points: u32,
+    /// "Tiêu chí bắt buộc" (148): scoring the lowest option caps the star at 2.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub mandatory: bool,
+    /// A knock-out the assessor can raise on this criterion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knockout: Option<Knockout>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// One set normally; several when the sheet offers alternative cases
+    /// ("Lựa chọn một trong hai trường hợp sau"). Option ids are unique across sets.
+    pub option_sets: Vec<OptionSet>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptionSet {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_vi: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_en: Option<String>,
+    pub options: Vec<ScoreOption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreOption {
+    /// Stable id within the criterion ("a", "b", ...); answers refer to it.
+    pub id: String,
+    pub text_vi: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_en: Option<String>,
+    pub points: u32,
+    /// What evidence ("hồ sơ") supports this option.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_vi: Option<String>,
+}
+
+/// What happens when an assessor raises a knock-out on a criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KnockoutEffect {
+    /// The product is disqualified ("Bị loại").
+    Disqualify,
+    /// The other criteria of the same section are not considered (score 0),
+    /// e.g. sensory scoring stops when high-risk foreign matter is found.
+    ZeroSection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Knockout {
+    pub effect: KnockoutEffect,
+    /// The condition, as the sheet words it.
+    pub text_vi: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_en: Option<String>,
+}
+
+/// "To reach `stars`, criterion `criterion` needs at least `min_points`."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StarRequirement {
+    pub stars: u8,
+    pub criterion: String,
+    pub min_points: u32,
+    pub text_vi: String,
+}
+
+impl Rubric {
+    pub fn reference(&self) -> RubricRef {
+        RubricRef {
+            id: self.id.clone(),
+            version: self.version,
+        }
+    }
+
+    /// Every criterion in sheet order, with the part code it belongs to.
+    pub fn criteria(&self) -> impl Iterator<Item = (&Part, &Section, &Criterion)> {
+        self.parts.iter().flat_map(|p| {
+            p.sections
+                .iter()
+                .flat_map(move |s| s.criteria.iter().map(move |c| (p, s, c)))
+        })
+    }
+
+    pub fn criterion(&self, code: &str) -> Option<&Criterion> {
+        self.criteria().map(|(_, _, c)| c).find(|c| c.code == code)
+    }
+
+    pub fn criterion_count(&self) -> usize {
+        self.criteria().count()
+    }
+
+    /// Sum of the part caps (100 for a complete sheet).
+    pub fn total_cap(&self) -> u32 {
+        self.parts.iter().map(|p| p.cap).sum()
+    }
+}
+
+impl Criterion {
+    pub fn options(&self) -> impl Iterator<Item = &ScoreOption> {
+        self.option_sets.iter().flat_map(|s| s.options.iter())
+    }
+
+    pub fn option(&self, id: &str) -> Option<&ScoreOption> {
+        self.options().find(|o| o.id == id)
+    }
+
+    /// The most points any option gives (equals `max_points` in a valid rubric).
+    pub fn top_points(&self) -> u32 {
+        self.options().map(|o| o.points).max().unwrap_or(0)
+    }
+
+    /// The fewest points any option gives (not always 0).
+    pub fn min_points(&self) -> u32 {
+        self.options().map(|o| o.points).min().unwrap_or(0)
+    }
+}
+
+impl Part {
+    pub fn criteria_max_sum(&self) -> u32 {
+        self.sections
+            .iter()
+            .flat_map(|s| &s.criteria)
+            .map(|c| c.max_points)
+            .sum()
+    }
+}
