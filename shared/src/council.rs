@@ -49,6 +49,7 @@ pub enum CouncilMode {
 
 /// Per-round council rules; provinces differ, so these are settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CouncilConfig {
     pub mode: CouncilMode,
     pub spread_limit: Centi,

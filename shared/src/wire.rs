@@ -579,3 +579,53 @@ pub struct PullResponse {
     pub next_cursor: u64,
     pub has_more: bool,
 }
+
+// ---------------------------------------------------------------- admin setup
+
+/// `POST /api/v1/admin/rounds` → [`RoundInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateRoundRequest {
+    pub name: String,
+    pub level: Level,
+    pub province: String,
+    pub starts_on: String,
+    pub ends_on: String,
+    #[serde(default)]
+    pub council: CouncilConfig,
+}
+
+/// One line of `PUT /api/v1/admin/rounds/{id}/roster` (the whole roster) → `Vec<RosterEntry>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterLine {
+    pub user_id: Uuid,
+    pub role: CouncilRole,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetRosterRequest {
+    pub members: Vec<RosterLine>,
+}
+
+/// `POST /api/v1/admin/products` → [`ProductInfo`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateProductRequest {
+    pub round_id: Uuid,
+    pub code: String,
+    pub name: String,
+    pub producer: String,
+    pub commune: String,
+    pub district: String,
+    pub province: String,
+    pub group: String,
+    pub subgroup: String,
+    pub rubric: RubricRef,
+}
+
+/// `POST /api/v1/admin/rubrics` (body: a rubric file) → this; publishing is
+/// `POST /api/v1/admin/rubrics/{id}/{version}/publish`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RubricImportResponse {
+    pub rubric: RubricRef,
+    pub published: bool,
+    pub warnings: Vec<crate::validate::Issue>,
+}
