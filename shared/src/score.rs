@@ -252,14 +252,14 @@ pub(crate) fn effects_of(rubric: &Rubric, flags: &[(SheetFlag, u32)], of: u32) -
     let mut e = Effects::default();
     for (f, n) in flags {
         let majority = 2 * n > of;
-        let crit = match f {
-            SheetFlag::Disqualify { criterion } | SheetFlag::Cap { criterion, .. } => {
-                criterion.clone()
-            }
+        let (crit, cap) = match f {
+            SheetFlag::Disqualify { criterion } => (criterion.clone(), None),
+            SheetFlag::Cap { criterion, cap, .. } => (criterion.clone(), Some(*cap)),
         };
         if !majority {
             e.reasons.push(Reason::MinorityFlag {
                 criterion: crit,
+                cap,
                 raised_by: *n,
                 of,
             });

@@ -61,6 +61,9 @@ pub enum Reason {
     /// A knock-out, mandatory failure or requirement raised by a minority of members: not applied, for discussion.
     MinorityFlag {
         criterion: String,
+        /// The star cap it would impose; `None` for a disqualification.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cap: Option<u8>,
         raised_by: u32,
         of: u32,
     },
@@ -127,6 +130,7 @@ impl Reason {
                 criterion,
                 raised_by,
                 of,
+                ..
             } => format!(
                 "Tiêu chí {criterion}: {raised_by}/{of} thành viên nêu vấn đề loại trừ/giới hạn sao — chưa đủ đa số, hội đồng cần thảo luận"
             ),
@@ -196,6 +200,7 @@ impl Reason {
                 criterion,
                 raised_by,
                 of,
+                ..
             } => format!(
                 "criterion {criterion}: {raised_by} of {of} members raised a knock-out or cap; no majority, for discussion"
             ),
@@ -262,6 +267,7 @@ pub fn star(total: Centi, level: Level, effects: Effects) -> StarOutcome {
         proposed_for_five = true;
         reasons.push(Reason::ProposedForFive { total });
     }
+    let uncapped = stars;
     let mut capped_at = None;
     if let Some(cap) = effects.cap {
         if stars > cap {
@@ -270,7 +276,15 @@ pub fn star(total: Centi, level: Level, effects: Effects) -> StarOutcome {
             proposed_for_five = false;
         }
     }
-    reasons.extend(effects.reasons);
+    // A cap at or above the star the points give changes nothing: leave it out
+    // of the reasons so the minutes only list what mattered.
+    reasons.extend(effects.reasons.into_iter().filter(|r| match r {
+        Reason::MandatoryFailed { cap, .. } | Reason::MinorityFlag { cap: Some(cap), .. } => {
+            *cap < uncapped
+        }
+        Reason::RequirementNotMet { stars, .. } => stars.saturating_sub(1) < uncapped,
+        _ => true,
+    }));
     if effects.disqualified {
         stars = 0;
         proposed_for_five = false;
