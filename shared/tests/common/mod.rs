@@ -36,24 +36,27 @@ pub fn all_min(r: &Rubric) -> BTreeMap<String, Answer> {
     answers_by(r, |_, _| 0)
 }
 
-/// Answers that give exactly `target` points (greedy from the maximum down).
+/// Answers that give exactly `target` points: from all maxima, lower criteria
+/// one by one, sparing those carrying per-star requirements until last so that
+/// a total of 72 really means 4 stars.
 pub fn answers_totalling(r: &Rubric, target: u32) -> BTreeMap<String, Answer> {
-    let mut answers = all_min(r);
-    let mut total: u32 = r.criteria().map(|(_, _, c)| c.min_points()).sum();
-    assert!(target >= total, "target {target} below the minimum {total}");
-    for (_, _, c) in r.criteria() {
-        let mut opts: Vec<_> = c.options().collect();
-        opts.sort_by_key(|o| std::cmp::Reverse(o.points));
-        for o in opts {
-            let extra = o.points - c.min_points();
-            if total + extra <= target {
-                total += extra;
-                answers.insert(c.code.clone(), Answer { option: Some(o.id.clone()), ..Default::default() });
-                break;
-            }
+    let mut answers = all_max(r);
+    let mut deficit = 100u32.checked_sub(target).expect("target above 100");
+    let required: Vec<&str> = r.star_requirements.iter().map(|q| q.criterion.as_str()).collect();
+    let (spare, rest): (Vec<_>, Vec<_>) = r.criteria().map(|(_, _, c)| c).partition(|c| required.contains(&c.code.as_str()));
+    for c in rest.into_iter().chain(spare) {
+        if deficit == 0 {
+            break;
         }
+        let best = c
+            .options()
+            .filter(|o| c.max_points - o.points <= deficit)
+            .min_by_key(|o| (o.points, o.id.clone()))
+            .expect("the top option always fits");
+        deficit -= c.max_points - best.points;
+        answers.insert(c.code.clone(), Answer { option: Some(best.id.clone()), ..Default::default() });
     }
-    assert_eq!(total, target, "cannot reach {target} exactly");
+    assert_eq!(deficit, 0, "cannot reach {target} exactly");
     answers
 }
 
