@@ -71,11 +71,11 @@ pub struct Loaded {
 /// Parses and validates a rubric file.
 pub fn load_rubric(text: &str) -> Result<Loaded, RubricError> {
     let de = &mut serde_json::Deserializer::from_str(text);
-    let rubric: Rubric = serde_path_to_error::deserialize(de).map_err(|e| {
+    let rubric: Rubric = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         RubricError::Syntax {
-            path: if path == "." {
+            path: if path == "." || path == "?" {
                 "(file)".to_string()
             } else {
                 path
@@ -84,6 +84,13 @@ pub fn load_rubric(text: &str) -> Result<Loaded, RubricError> {
             line: inner.line(),
             column: inner.column(),
         }
+    })?;
+    // Trailing text after the object is a broken file, not a rubric.
+    de.end().map_err(|e| RubricError::Syntax {
+        path: "(file)".to_string(),
+        message: lower_first(&strip_position(&e.to_string())),
+        line: e.line(),
+        column: e.column(),
     })?;
     let issues = validate(&rubric);
     let (errors, warnings): (Vec<Issue>, Vec<Issue>) = issues

@@ -4,7 +4,8 @@ mod common;
 use common::*;
 use ocop_shared::Centi;
 use ocop_shared::council::{
-    CouncilConfig, CouncilInput, CouncilMode, CouncilResult, Exclusion, Member, MemberSheet, Participation, aggregate,
+    CouncilConfig, CouncilInput, CouncilMode, CouncilResult, Exclusion, Member, MemberSheet,
+    Participation, aggregate,
 };
 use ocop_shared::rubric::Rubric;
 use ocop_shared::score::SheetScore;
@@ -40,7 +41,12 @@ fn star_bands_are_half_open(#[case] total: &str, #[case] want: u8) {
 #[case::commune_90("90.75", Level::Commune, 4, true)]
 #[case::central_89_99("89.99", Level::Central, 4, false)]
 #[case::central_90("90", Level::Central, 5, false)]
-fn five_stars_only_at_central_level(#[case] total: &str, #[case] level: Level, #[case] stars: u8, #[case] proposed: bool) {
+fn five_stars_only_at_central_level(
+    #[case] total: &str,
+    #[case] level: Level,
+    #[case] stars: u8,
+    #[case] proposed: bool,
+) {
     let s = star(c(total), level, Effects::default());
     assert_eq!((s.stars, s.proposed_for_five), (stars, proposed));
 }
@@ -62,11 +68,30 @@ fn id(n: u32) -> Uuid {
 fn council(members: usize) -> Council {
     let mut roster = vec![];
     for i in 0..members {
-        let role = if i == 0 { CouncilRole::Chair } else { CouncilRole::Member };
-        roster.push(Member { user_id: id(i as u32 + 1), name: format!("Thành viên {i:02}"), role, participation: Participation::Present });
+        let role = if i == 0 {
+            CouncilRole::Chair
+        } else {
+            CouncilRole::Member
+        };
+        roster.push(Member {
+            user_id: id(i as u32 + 1),
+            name: format!("Thành viên {i:02}"),
+            role,
+            participation: Participation::Present,
+        });
     }
-    roster.push(Member { user_id: id(999), name: "Thư ký".into(), role: CouncilRole::Secretary, participation: Participation::Present });
-    Council { rubric: cereal(), roster, scores: vec![], config: CouncilConfig::default() }
+    roster.push(Member {
+        user_id: id(999),
+        name: "Thư ký".into(),
+        role: CouncilRole::Secretary,
+        participation: Participation::Present,
+    });
+    Council {
+        rubric: cereal(),
+        roster,
+        scores: vec![],
+        config: CouncilConfig::default(),
+    }
 }
 
 impl Council {
@@ -76,11 +101,22 @@ impl Council {
         self
     }
     fn participation(&mut self, member: u32, p: Participation) -> &mut Self {
-        self.roster.iter_mut().find(|m| m.user_id == id(member)).unwrap().participation = p;
+        self.roster
+            .iter_mut()
+            .find(|m| m.user_id == id(member))
+            .unwrap()
+            .participation = p;
         self
     }
     fn run(&self) -> CouncilResult {
-        let sheets: Vec<MemberSheet> = self.scores.iter().map(|(u, s)| MemberSheet { user_id: *u, score: s }).collect();
+        let sheets: Vec<MemberSheet> = self
+            .scores
+            .iter()
+            .map(|(u, s)| MemberSheet {
+                user_id: *u,
+                score: s,
+            })
+            .collect();
         aggregate(&CouncilInput {
             rubric: &self.rubric,
             level: Level::Province,
@@ -109,14 +145,29 @@ fn mean_is_rounded_to_two_decimals_and_part_means_are_reported() {
 #[case::eleven_is_flagged(60, 71, "10", true)]
 #[case::ten_over_a_limit_of_9_99(60, 70, "9.99", true)]
 #[case::ten_under_a_limit_of_10_01(60, 70, "10.01", false)]
-fn spread_is_flagged_only_when_over_the_limit(#[case] lo: u32, #[case] hi: u32, #[case] limit: &str, #[case] flagged: bool) {
+fn spread_is_flagged_only_when_over_the_limit(
+    #[case] lo: u32,
+    #[case] hi: u32,
+    #[case] limit: &str,
+    #[case] flagged: bool,
+) {
     let mut k = council(4);
     k.config.spread_limit = c(limit);
-    k.sheet(1, lo).sheet(2, hi).sheet(3, lo + 1).sheet(4, lo + 2);
+    k.sheet(1, lo)
+        .sheet(2, hi)
+        .sheet(3, lo + 1)
+        .sheet(4, lo + 2);
     let r = k.run();
     assert_eq!(r.spread, Some(Centi::from_points(i64::from(hi - lo))));
     assert_eq!(r.spread_flagged, flagged);
-    assert_eq!(r.star.unwrap().reasons.iter().any(|x| x.en().contains("spread")), flagged);
+    assert_eq!(
+        r.star
+            .unwrap()
+            .reasons
+            .iter()
+            .any(|x| x.en().contains("spread")),
+        flagged
+    );
 }
 
 #[rstest]
@@ -127,7 +178,11 @@ fn spread_is_flagged_only_when_over_the_limit(#[case] lo: u32, #[case] hi: u32, 
 // 7 scoring members: ¾ of 7 = 5.25 → 6 required.
 #[case::five_of_seven(7, &[1, 2, 3, 4, 5], false)]
 #[case::six_of_seven(7, &[1, 2, 3, 4, 5, 6], true)]
-fn quorum_needs_three_quarters_including_the_chair(#[case] n: usize, #[case] scored: &[u32], #[case] met: bool) {
+fn quorum_needs_three_quarters_including_the_chair(
+    #[case] n: usize,
+    #[case] scored: &[u32],
+    #[case] met: bool,
+) {
     let mut k = council(n);
     for m in scored {
         k.sheet(*m, 60);
@@ -141,20 +196,37 @@ fn quorum_needs_three_quarters_including_the_chair(#[case] n: usize, #[case] sco
 #[test]
 fn secretary_sheet_is_never_counted() {
     let mut k = council(4);
-    k.sheet(1, 60).sheet(2, 60).sheet(3, 60).sheet(4, 60).sheet(999, 10);
+    k.sheet(1, 60)
+        .sheet(2, 60)
+        .sheet(3, 60)
+        .sheet(4, 60)
+        .sheet(999, 10);
     let r = k.run();
     assert_eq!(r.mean_total, Some(c("60")));
-    assert!(r.excluded.iter().any(|e| e.user_id == id(999) && e.why == Exclusion::Secretary));
+    assert!(
+        r.excluded
+            .iter()
+            .any(|e| e.user_id == id(999) && e.why == Exclusion::Secretary)
+    );
 }
 
 #[test]
 fn abstained_and_recused_members_are_excluded_from_means() {
     let mut k = council(6);
-    k.sheet(1, 60).sheet(2, 60).sheet(3, 60).sheet(4, 60).sheet(5, 90).sheet(6, 30);
-    k.participation(5, Participation::Abstained).participation(6, Participation::Recused);
+    k.sheet(1, 60)
+        .sheet(2, 60)
+        .sheet(3, 60)
+        .sheet(4, 60)
+        .sheet(5, 90)
+        .sheet(6, 30);
+    k.participation(5, Participation::Abstained)
+        .participation(6, Participation::Recused);
     let r = k.run();
     assert_eq!(r.mean_total, Some(c("60")));
-    assert_eq!(r.quorum.eligible, 5, "recused members leave the denominator");
+    assert_eq!(
+        r.quorum.eligible, 5,
+        "recused members leave the denominator"
+    );
     assert_eq!(r.quorum.present, 4);
     assert_eq!(r.quorum.required, 4);
     assert!(r.quorum.met);
@@ -176,7 +248,13 @@ fn members_without_a_sheet_are_pending() {
     let mut k = council(4);
     k.sheet(1, 60);
     let r = k.run();
-    assert_eq!(r.excluded.iter().filter(|e| e.why == Exclusion::Pending).count(), 3);
+    assert_eq!(
+        r.excluded
+            .iter()
+            .filter(|e| e.why == Exclusion::Pending)
+            .count(),
+        3
+    );
     assert!(!r.quorum.met);
 }
 
@@ -198,7 +276,11 @@ fn knockout_applies_by_majority(#[case] raising: usize, #[case] disqualified: bo
     assert_eq!(st.disqualified, disqualified);
     assert_eq!(st.stars, if disqualified { 0 } else { 4 });
     if !disqualified {
-        assert!(st.reasons.iter().any(|x| x.en().contains("4 of 8 members raised")));
+        assert!(
+            st.reasons
+                .iter()
+                .any(|x| x.en().contains("4 of 8 members raised"))
+        );
     }
 }
 

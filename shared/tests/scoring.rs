@@ -13,10 +13,16 @@ use rstest::rstest;
 fn all_maximum_options_give_one_hundred(#[case] r: ocop_shared::rubric::Rubric) {
     let s = score(&r, &all_max(&r));
     assert_eq!(s.total, 100);
-    assert_eq!(s.parts.iter().map(|p| p.points).collect::<Vec<_>>(), vec![35, 25, 40]);
+    assert_eq!(
+        s.parts.iter().map(|p| p.points).collect::<Vec<_>>(),
+        vec![35, 25, 40]
+    );
     assert!(s.complete());
     assert_eq!(s.star.band, 5);
-    assert_eq!(s.star.stars, 4, "province level gives 4 stars, proposed for 5");
+    assert_eq!(
+        s.star.stars, 4,
+        "province level gives 4 stars, proposed for 5"
+    );
     assert!(s.star.proposed_for_five);
 }
 
@@ -40,7 +46,12 @@ fn unanswered_criteria_are_listed_in_sheet_order_and_the_star_is_provisional() {
     let s = score(&r, &a);
     assert_eq!(s.unanswered, vec!["1.2", "6.3"]);
     assert_eq!(s.total, 100 - 3 - 3);
-    assert!(s.star.reasons.iter().any(|x| x.en().contains("2 criteria unanswered")));
+    assert!(
+        s.star
+            .reasons
+            .iter()
+            .any(|x| x.en().contains("2 criteria unanswered"))
+    );
 }
 
 #[test]
@@ -52,20 +63,41 @@ fn disqualifying_knockout_gives_no_star_with_the_reason() {
     assert_eq!(s.total, 100, "points are still shown");
     assert!(s.star.disqualified);
     assert_eq!(s.star.stars, 0);
-    assert!(s.star.reasons.iter().any(|x| x.vi().contains("Bị loại theo tiêu chí 1.1")));
+    assert!(
+        s.star
+            .reasons
+            .iter()
+            .any(|x| x.vi().contains("Bị loại theo tiêu chí 1.1"))
+    );
 }
 
 #[test]
 fn foreign_matter_knockout_zeroes_the_rest_of_the_sensory_section() {
     let r = cereal();
     let mut a = all_max(&r);
-    a.insert("6.1".into(), Answer { option: Some("a".into()), knockout: true, ..Default::default() });
+    a.insert(
+        "6.1".into(),
+        Answer {
+            option: Some("a".into()),
+            knockout: true,
+            ..Default::default()
+        },
+    );
     a.remove("6.4"); // not required any more
     let s = score(&r, &a);
     // Section 6 is 20 points; 6.1 option a gives 0, the others are not considered.
     assert_eq!(s.part_points("C"), 40 - 20);
-    assert!(s.complete(), "criteria of a zeroed section are not required: {:?}", s.unanswered);
-    assert!(s.star.reasons.iter().any(|x| x.en().contains("section 6 not considered")));
+    assert!(
+        s.complete(),
+        "criteria of a zeroed section are not required: {:?}",
+        s.unanswered
+    );
+    assert!(
+        s.star
+            .reasons
+            .iter()
+            .any(|x| x.en().contains("section 6 not considered"))
+    );
 }
 
 #[test]
@@ -73,14 +105,24 @@ fn unmet_star_requirement_caps_the_star() {
     let r = cereal();
     let mut a = all_max(&r);
     // 8.1 option a (0 points): no product standard declared → no 3★ (781).
-    a.insert("8.1".into(), Answer { option: Some("a".into()), ..Default::default() });
+    a.insert(
+        "8.1".into(),
+        Answer {
+            option: Some("a".into()),
+            ..Default::default()
+        },
+    );
     let s = score(&r, &a);
     assert_eq!(s.total, 97);
     assert_eq!(s.star.band, 5);
     assert_eq!(s.star.stars, 2);
     assert_eq!(s.star.capped_at, Some(2));
     assert!(!s.star.proposed_for_five);
-    assert!(s.flags.contains(&SheetFlag::Cap { criterion: "8.1".into(), cap: 2, requirement_stars: Some(3) }));
+    assert!(s.flags.contains(&SheetFlag::Cap {
+        criterion: "8.1".into(),
+        cap: 2,
+        requirement_stars: Some(3)
+    }));
 }
 
 #[test]
@@ -96,11 +138,22 @@ fn mandatory_criterion_at_its_lowest_option_caps_at_two_stars() {
         }
     }
     let mut a = all_max(&r);
-    a.insert("4.1".into(), Answer { option: Some("a".into()), ..Default::default() }); // 1 point, the lowest
+    a.insert(
+        "4.1".into(),
+        Answer {
+            option: Some("a".into()),
+            ..Default::default()
+        },
+    ); // 1 point, the lowest
     let s = score(&r, &a);
     assert_eq!(s.total, 96);
     assert_eq!(s.star.stars, 2);
-    assert!(s.star.reasons.iter().any(|x| x.vi().contains("Tiêu chí bắt buộc 4.1 không đạt")));
+    assert!(
+        s.star
+            .reasons
+            .iter()
+            .any(|x| x.vi().contains("Tiêu chí bắt buộc 4.1 không đạt"))
+    );
 }
 
 #[rstest]
@@ -108,7 +161,11 @@ fn mandatory_criterion_at_its_lowest_option_caps_at_two_stars() {
 #[case::unknown_option("1.1", Answer { option: Some("z".into()), ..Default::default() }, "option \"z\" is not an option of criterion 1.1 (valid: a=1, b=2, c=3)")]
 #[case::knockout_without_rule("1.2", Answer { option: Some("a".into()), knockout: true, ..Default::default() }, "criterion 1.2 has no knock-out to raise")]
 #[case::bad_hash("1.2", Answer { option: None, attachments: vec!["XYZ".into()], ..Default::default() }, "attachment \"XYZ\" of criterion 1.2 is not a lowercase hex sha-256")]
-fn answers_that_do_not_fit_are_refused_with_a_clear_message(#[case] code: &str, #[case] a: Answer, #[case] msg: &str) {
+fn answers_that_do_not_fit_are_refused_with_a_clear_message(
+    #[case] code: &str,
+    #[case] a: Answer,
+    #[case] msg: &str,
+) {
     let r = cereal();
     let e: AnswerError = check_answer(&r, code, &a).unwrap_err();
     assert_eq!(e.to_string(), msg);

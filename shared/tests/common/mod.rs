@@ -17,13 +17,22 @@ pub fn fresh() -> Rubric {
 }
 
 /// Answers picking, for each criterion, the option chosen by `pick(options sorted by points)`.
-pub fn answers_by(r: &Rubric, mut pick: impl FnMut(&str, &[(&str, u32)]) -> usize) -> BTreeMap<String, Answer> {
+pub fn answers_by(
+    r: &Rubric,
+    mut pick: impl FnMut(&str, &[(&str, u32)]) -> usize,
+) -> BTreeMap<String, Answer> {
     let mut out = BTreeMap::new();
     for (_, _, c) in r.criteria() {
         let mut opts: Vec<(&str, u32)> = c.options().map(|o| (o.id.as_str(), o.points)).collect();
         opts.sort_by_key(|(id, p)| (*p, id.to_string()));
         let i = pick(&c.code, &opts).min(opts.len() - 1);
-        out.insert(c.code.clone(), Answer { option: Some(opts[i].0.to_string()), ..Default::default() });
+        out.insert(
+            c.code.clone(),
+            Answer {
+                option: Some(opts[i].0.to_string()),
+                ..Default::default()
+            },
+        );
     }
     out
 }
@@ -42,8 +51,15 @@ pub fn all_min(r: &Rubric) -> BTreeMap<String, Answer> {
 pub fn answers_totalling(r: &Rubric, target: u32) -> BTreeMap<String, Answer> {
     let mut answers = all_max(r);
     let mut deficit = 100u32.checked_sub(target).expect("target above 100");
-    let required: Vec<&str> = r.star_requirements.iter().map(|q| q.criterion.as_str()).collect();
-    let (spare, rest): (Vec<_>, Vec<_>) = r.criteria().map(|(_, _, c)| c).partition(|c| required.contains(&c.code.as_str()));
+    let required: Vec<&str> = r
+        .star_requirements
+        .iter()
+        .map(|q| q.criterion.as_str())
+        .collect();
+    let (spare, rest): (Vec<_>, Vec<_>) = r
+        .criteria()
+        .map(|(_, _, c)| c)
+        .partition(|c| required.contains(&c.code.as_str()));
     for c in rest.into_iter().chain(spare) {
         if deficit == 0 {
             break;
@@ -54,7 +70,13 @@ pub fn answers_totalling(r: &Rubric, target: u32) -> BTreeMap<String, Answer> {
             .min_by_key(|o| (o.points, o.id.clone()))
             .expect("the top option always fits");
         deficit -= c.max_points - best.points;
-        answers.insert(c.code.clone(), Answer { option: Some(best.id.clone()), ..Default::default() });
+        answers.insert(
+            c.code.clone(),
+            Answer {
+                option: Some(best.id.clone()),
+                ..Default::default()
+            },
+        );
     }
     assert_eq!(deficit, 0, "cannot reach {target} exactly");
     answers
