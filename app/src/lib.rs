@@ -1,1 +1,44 @@
-//! placeholder, replaced by its issue
+//! OCOP Score on the device: the local SQLite store, the outbox and the sync
+//! engine of an assessor's phone or a chair's laptop, as plain Rust.
+//!
+//! What it is:
+//! - [`Device`]: opens the app's data directory, enrols or signs in, and offers
+//!   every user action (answer a criterion, note, photo, submit, abstain,
+//!   reopen, finalize, release, resolve a conflict) as one committed local
+//!   transaction that also queues the mutation for the server;
+//! - the sync engine ([`Device::sync_now`], [`SyncLoop`]): push in batches,
+//!   pull since a cursor, retry with backoff; what to sync is decided by pure
+//!   functions in [`plan`];
+//! - chair functions offline: the council result through
+//!   `ocop_shared::council::aggregate` over the sheets held locally.
+//!
+//! What it is not: a UI, and not tied to Tauri — each public method is meant
+//! to be wrapped one line per Tauri command. It never decides conflicts on
+//! its own and never deletes unsent work without an explicit `force`.
+
+mod db;
+mod device;
+pub mod error;
+mod model;
+mod net;
+pub mod plan;
+pub mod status;
+mod sync;
+
+pub use device::{AttentionItem, ConflictView, Device, Keep, ProductItem, Session, SheetView};
+pub use error::{Error, Result};
+pub use status::{Phase, Progress, SyncState, SyncStatus, Words};
+pub use sync::{LoopConfig, SyncLoop, SyncReport};
+
+/// Schema version this build writes; a file with a higher one is refused.
+pub fn schema_version() -> i64 {
+    db::schema_version()
+}
+
+#[doc(hidden)]
+pub mod testing {
+    //! Raw schema of every earlier version, for migration tests.
+    pub fn migrations() -> &'static [&'static str] {
+        crate::db::MIGRATIONS
+    }
+}

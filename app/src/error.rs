@@ -1,0 +1,106 @@
+//! The one error type of the device API. It serializes as `{code, message}` so
+//! a UI (a Tauri command later) can branch on `code` and show `message`.
+
+use serde::Serialize;
+use serde::ser::SerializeStruct;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No server, token or device id stored yet: enrol or sign in first.
+    #[error("this device is not signed in; enrol it with a code or sign in")]
+    NotSignedIn,
+    /// The server refused the stored token (401). Local data and the outbox are kept.
+    #[error("the server no longer accepts this device; sign in again (nothing was deleted)")]
+    SignInAgain,
+    /// Sign-out or a change of user would lose work that never reached the server.
+    #[error("{pending} changes have not reached the server yet; sign out anyway only if losing them is acceptable")]
+    UnsyncedWork { pending: u64 },
+    /// The database file was written by a newer version of the app.
+    #[error("the local database has schema version {found}, newer than this app understands ({supported}); update the app")]
+    DatabaseTooNew { found: i64, supported: i64 },
+    #[error("unknown {what} {id}")]
+    NotFound { what: &'static str, id: String },
+    /// The input does not fit the rubric or the state of the sheet.
+    #[error("{0}")]
+    Invalid(String),
+    /// The local user's council role does not allow this.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// Network trouble worth retrying (offline, timeout, 5xx, 429, an answer that is not ours).
+    #[error("server unreachable: {0}")]
+    Offline(String),
+    /// The server refused a request permanently (4xx other than 401/408/429).
+    #[error("server refused the request: {0}")]
+    Refused(String),
+    #[error("local storage failed: {0}")]
+    Storage(String),
+    #[error("local file error: {0}")]
+    Io(String),
+}
+
+impl Error {
+    /// Stable machine code, snake_case.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotSignedIn => "not_signed_in",
+            Error::SignInAgain => "sign_in_again",
+            Error::UnsyncedWork { .. } => "unsynced_work",
+            Error::DatabaseTooNew { .. } => "database_too_new",
+            Error::NotFound { .. } => "not_found",
+            Error::Invalid(_) => "invalid",
+            Error::NotAllowed(_) => "not_allowed",
+            Error::Offline(_) => "offline",
+            Error::Refused(_) => "refused",
+            Error::Storage(_) => "storage",
+            Error::Io(_) => "io",
+        }
+    }
+
+    pub(crate) fn not_found(what: &'static str, id: impl ToString) -> Self {
+        Error::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("Error", 2)?;
+        st.serialize_field("code", self.code())?;
+        st.serialize_field("message", &self.to_string())?;
+        st.end()
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(e: serde_json::Error) -> Self {
+        Error::Storage(format!("stored json unreadable: {e}"))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_as_code_and_message() {
+        let v = serde_json::to_value(Error::UnsyncedWork { pending: 3 }).unwrap();
+        assert_eq!(v["code"], "unsynced_work");
+        assert!(v["message"].as_str().unwrap().starts_with("3 changes"));
+    }
+}

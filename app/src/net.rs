@@ -1,0 +1,142 @@
+//! The HTTP side: one reqwest client with timeouts, and one function that
+//! turns any exchange into either the expected JSON or a classified
+//! [`Failure`]. A 2xx whose body does not parse is *not* success.
+
+use std::time::Duration;
+
+use ocop_shared::wire::{
+    ErrorBody, PROTOCOL_VERSION, PullResponse, PushRequest, PushResponse, TokenResponse, paths,
+};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::plan::{Failure, StatusClass, classify_status};
+
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        // Field networks: connect fails fast, a slow 3G push of 500 sheets still fits.
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(120))
+        .user_agent(concat!("ocop-app/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+pub(crate) fn url(base: &str, path: &str) -> String {
+    format!("{}{}", base.trim_end_matches('/'), path)
+}
+
+fn send_failure(e: &reqwest::Error) -> Failure {
+    if e.is_builder() {
+        return Failure::Permanent {
+            status: 0,
+            message: format!("bad server address: {e}"),
+        };
+    }
+    if e.is_timeout() {
+        return Failure::Transient("the server did not answer in time".into());
+    }
+    Failure::Transient(format!("cannot reach the server: {e}"))
+}
+
+async fn finish<T: DeserializeOwned>(r: Result<reqwest::Response, reqwest::Error>) -> Result<T, Failure> {
+    let resp = r.map_err(|e| send_failure(&e))?;
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| Failure::Transient(format!("the answer was cut off: {e}")))?;
+    match classify_status(status) {
+        StatusClass::Success => serde_json::from_slice(&bytes).map_err(|e| {
+            Failure::Transient(format!(
+                "the answer (http {status}) is not what the sync server sends (captive portal or proxy?): {e}"
+            ))
+        }),
+        StatusClass::Unauthorized => Err(Failure::Unauthorized),
+        StatusClass::Transient => Err(Failure::Transient(format!(
+            "server busy or failing (http {status}){}",
+            message_of(&bytes).map(|m| format!(": {m}")).unwrap_or_default()
+        ))),
+        StatusClass::Permanent => Err(Failure::Permanent {
+            status,
+            message: message_of(&bytes).unwrap_or_else(|| format!("http {status}")),
+        }),
+    }
+}
+
+fn message_of(bytes: &[u8]) -> Option<String> {
+    serde_json::from_slice::<ErrorBody>(bytes).ok().map(|b| b.message)
+}
+
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Api {
+    fn json<B: Serialize>(&self, rb: reqwest::RequestBuilder, body: &B) -> reqwest::RequestBuilder {
+        let rb = match &self.token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        };
+        rb.header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(serde_json::to_vec(body).unwrap_or_default())
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Failure> {
+        let rb = self.http.post(url(&self.base, path));
+        finish(self.json(rb, body).send().await).await
+    }
+
+    pub async fn push(&self, req: &PushRequest) -> Result<PushResponse, Failure> {
+        self.post(paths::PUSH, req).await
+    }
+
+    pub async fn pull(&self, cursor: u64, limit: usize) -> Result<PullResponse, Failure> {
+        let mut rb = self
+            .http
+            .get(format!("{}?cursor={cursor}&limit={limit}", url(&self.base, paths::PULL)));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        finish(rb.send().await).await
+    }
+
+    /// Uploads one attachment whole (`PUT /attachments/{sha256}`).
+    pub async fn put_attachment(&self, sha: &str, content_type: &str, bytes: Vec<u8>) -> Result<(), Failure> {
+        let mut rb = self
+            .http
+            .put(format!("{}/{sha}", url(&self.base, paths::ATTACHMENTS)))
+            .header(CONTENT_TYPE, content_type)
+            .body(bytes);
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await.map_err(|e| send_failure(&e))?;
+        let status = resp.status().as_u16();
+        match classify_status(status) {
+            StatusClass::Success => Ok(()),
+            StatusClass::Unauthorized => Err(Failure::Unauthorized),
+            StatusClass::Transient => Err(Failure::Transient(format!("attachment upload failed (http {status})"))),
+            StatusClass::Permanent => {
+                let b = resp.bytes().await.unwrap_or_default();
+                Err(Failure::Permanent {
+                    status,
+                    message: message_of(&b).unwrap_or_else(|| format!("http {status}")),
+                })
+            }
+        }
+    }
+}
+
+pub(crate) fn push_request(mutations: Vec<ocop_shared::wire::Mutation>) -> PushRequest {
+    PushRequest {
+        protocol: PROTOCOL_VERSION,
+        mutations,
+    }
+}
+
+pub(crate) type Token = TokenResponse;

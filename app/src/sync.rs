@@ -1,0 +1,574 @@
+//! The sync engine: executes what [`crate::plan`] decides. Push the outbox in
+//! batches, apply each batch's outcomes in one transaction, pull pages since
+//! the cursor and apply each page (cursor included) in one transaction, then
+//! re-lay pending local edits over what was pulled.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ocop_shared::wire::{
+    AnswerState, DEFAULT_PULL_LIMIT, Entity, MAX_BATCH_MUTATIONS, Mutation, Op, Outcome,
+    PullResponse, PushResponse, SheetState, SheetStatus,
+};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::device::{Device, Session, count, meta_get, meta_set, now, refresh};
+use crate::error::{Error, Result};
+use crate::model::{self, DECISION, PARTICIPATION, SHEET};
+use crate::net::{self, Api};
+use crate::plan::{self, Failure, Next, Pending};
+use crate::status::{self, Phase, Progress};
+
+/// What one `sync_now` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    /// Mutations acknowledged (applied, duplicate or conflict).
+    pub acknowledged: u64,
+    pub conflicts: u64,
+    pub rejected: u64,
+    pub push_requests: u64,
+    pub pulled_changes: u64,
+    pub pull_requests: u64,
+    pub attachments_uploaded: u64,
+}
+
+enum Stop {
+    Net(Failure),
+    Local(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Local(e)
+    }
+}
+
+impl From<rusqlite::Error> for Stop {
+    fn from(e: rusqlite::Error) -> Self {
+        Stop::Local(e.into())
+    }
+}
+
+impl From<serde_json::Error> for Stop {
+    fn from(e: serde_json::Error) -> Self {
+        Stop::Local(e.into())
+    }
+}
+
+impl Device {
+    /// Pushes the outbox, uploads photos, pulls what changed. Safe to call at
+    /// any time; concurrent calls wait for each other.
+    pub async fn sync_now(&self) -> Result<SyncReport> {
+        let _one_at_a_time = self.gate.lock().await;
+        let (api, session) = self.api()?;
+        {
+            let mut l = self.live();
+            l.syncing = true;
+            l.progress = None;
+        }
+        let mut report = SyncReport::default();
+        let r = self.sync_inner(&api, &session, &mut report).await;
+        {
+            let mut l = self.live();
+            l.syncing = false;
+            l.progress = None;
+        }
+        match r {
+            Ok(()) => {
+                meta_set(&self.conn(), "last_success", &now())?;
+                self.live().last_error = None;
+                Ok(report)
+            }
+            Err(Stop::Net(Failure::Unauthorized)) => {
+                // Keep the token row and every local change: only a new sign-in helps.
+                meta_set(&self.conn(), "need_sign_in", "1")?;
+                Err(Error::SignInAgain)
+            }
+            Err(Stop::Net(Failure::Transient(m))) => {
+                self.live().last_error = Some(status::offline_words(&m));
+                Err(Error::Offline(m))
+            }
+            Err(Stop::Net(Failure::Permanent { status, message })) => {
+                self.live().last_error = Some(status::refused_words(&format!("http {status}: {message}")));
+                Err(Error::Refused(message))
+            }
+            Err(Stop::Local(e)) => {
+                self.live().last_error = Some(status::Words::new(
+                    format!("Lỗi lưu trữ trên máy: {e}"),
+                    format!("local storage error: {e}"),
+                ));
+                Err(e)
+            }
+        }
+    }
+
+    fn progress(&self, phase: Phase, done: u64, total: Option<u64>) {
+        self.live().progress = Some(Progress { phase, done, total });
+    }
+
+    async fn sync_inner(&self, api: &Api, s: &Session, report: &mut SyncReport) -> Result<(), Stop> {
+        let missing = self.push_all(api, s, report).await?;
+        self.pull_all(api, s, report).await?;
+        self.upload_attachments(api, &missing, report).await?;
+        Ok(())
+    }
+
+    async fn push_all(&self, api: &Api, s: &Session, report: &mut SyncReport) -> Result<Vec<String>, Stop> {
+        let total = count(&self.conn(), "SELECT COUNT(*) FROM outbox")?;
+        let mut done = 0u64;
+        let mut limit = MAX_BATCH_MUTATIONS;
+        let mut missing = Vec::new();
+        loop {
+            self.progress(Phase::Uploading, done, Some(total.max(done)));
+            let rows: Vec<(u64, String)> = {
+                let c = self.conn();
+                let mut st = c.prepare_cached("SELECT id, body FROM outbox ORDER BY id LIMIT ?1")?;
+                st.query_map([MAX_BATCH_MUTATIONS as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
+                    .collect::<rusqlite::Result<_>>()?
+            };
+            let plan: Vec<Pending> = rows.iter().map(|(id, b)| Pending { id: *id, bytes: b.len() }).collect();
+            let n = plan::next_batch(&plan, limit);
+            if n == 0 {
+                return Ok(missing);
+            }
+            let batch = &rows[..n];
+            let last = batch[n - 1].0;
+            // From here on these bodies may reach the server: never rewrite them.
+            self.conn().execute(
+                "UPDATE outbox SET sent = 1 WHERE id <= ?1 AND sent = 0",
+                [last as i64],
+            )?;
+            let mutations: Vec<Mutation> = batch
+                .iter()
+                .map(|(_, b)| serde_json::from_str(b))
+                .collect::<serde_json::Result<_>>()?;
+            report.push_requests += 1;
+            match api.push(&net::push_request(mutations.clone())).await {
+                Ok(resp) => {
+                    check_answers(&mutations, &resp).map_err(Stop::Net)?;
+                    self.apply_push(s, &mutations, &resp, report)?;
+                    missing.extend(resp.missing_attachments.iter().cloned());
+                    done += n as u64;
+                }
+                Err(Failure::Permanent { status, message }) if matches!(status, 400 | 413 | 422) => {
+                    // The server refused the batch as a whole: narrow it down
+                    // to the one mutation at fault, then set that one aside.
+                    match plan::split_after_refusal(n) {
+                        Some(k) => limit = k,
+                        None => {
+                            self.set_aside(s, &mutations[0], &format!("http_{status}"), &message)?;
+                            report.rejected += 1;
+                            done += 1;
+                            limit = MAX_BATCH_MUTATIONS;
+                        }
+                    }
+                }
+                Err(e) => return Err(Stop::Net(e)),
+            }
+        }
+    }
+
+    /// Moves a mutation from the outbox to "needs attention" and drops its
+    /// effect from the local view.
+    fn set_aside(&self, s: &Session, m: &Mutation, code: &str, reason: &str) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let touched = set_aside_tx(&tx, m, code, reason)?;
+        if let Some((k, key)) = touched {
+            refresh(&tx, &k, &key, s.user.id, s.device_id)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn apply_push(&self, s: &Session, ms: &[Mutation], resp: &PushResponse, report: &mut SyncReport) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
+        for (m, r) in ms.iter().zip(&resp.results) {
+            match r.outcome.original() {
+                Outcome::Applied { seq, sheet_id } => {
+                    if let Some(t) = ack(&tx, s, m, *seq, *sheet_id, None)? {
+                        touched.insert(t);
+                    }
+                    report.acknowledged += 1;
+                }
+                Outcome::Conflict {
+                    seq,
+                    sheet_id,
+                    applied,
+                    ..
+                } => {
+                    if let Some(t) = ack(&tx, s, m, *seq, Some(*sheet_id), Some(applied))? {
+                        touched.insert(t);
+                    }
+                    report.acknowledged += 1;
+                    report.conflicts += 1;
+                }
+                Outcome::Rejected { code, reason } => {
+                    let code = serde_json::to_value(code)?.as_str().unwrap_or("rejected").to_string();
+                    if let Some(t) = set_aside_tx(&tx, m, &code, reason)? {
+                        touched.insert(t);
+                    }
+                    report.rejected += 1;
+                }
+                // `original()` never returns a duplicate.
+                Outcome::Duplicate { .. } => {}
+            }
+        }
+        for (k, key) in &touched {
+            refresh(&tx, k, key, s.user.id, s.device_id)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn pull_all(&self, api: &Api, s: &Session, report: &mut SyncReport) -> Result<(), Stop> {
+        let mut cursor: u64 = meta_get(&self.conn(), "cursor")?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        loop {
+            self.progress(Phase::Downloading, report.pulled_changes, None);
+            report.pull_requests += 1;
+            let page = api.pull(cursor, DEFAULT_PULL_LIMIT).await.map_err(Stop::Net)?;
+            if page.has_more && page.next_cursor <= cursor {
+                return Err(Stop::Net(Failure::Transient(
+                    "the server's pull cursor did not advance".into(),
+                )));
+            }
+            self.apply_page(s, &page)?;
+            report.pulled_changes += page.changes.len() as u64;
+            cursor = page.next_cursor;
+            if !page.has_more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One page, one transaction: entities upserted, pending edits re-laid,
+    /// cursor advanced — all or nothing.
+    fn apply_page(&self, s: &Session, page: &PullResponse) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut touched: BTreeSet<(&'static str, String)> = BTreeSet::new();
+        for ch in &page.changes {
+            let p = model::place(&ch.entity);
+            if let Entity::Sheet(sheet) = &ch.entity {
+                // A slot this device created under another id: adopt the server's.
+                let old: Option<Option<String>> = tx
+                    .query_row(
+                        "SELECT id FROM entities WHERE kind = 'sheet' AND key = ?1",
+                        [&p.key],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(Some(old)) = old
+                    && let Ok(old) = old.parse::<Uuid>()
+                    && old != sheet.id
+                {
+                    rekey(&tx, &p.key, old, sheet.id)?;
+                }
+            }
+            let json = data_json(&ch.entity)?;
+            tx.execute(
+                "INSERT INTO entities(kind, key, id, round_id, product_id, owner_id, seq, server_json, local_json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 ON CONFLICT(kind, key) DO UPDATE SET id = excluded.id, seq = excluded.seq,
+                   server_json = excluded.server_json, local_json = excluded.local_json,
+                   round_id = excluded.round_id, product_id = excluded.product_id, owner_id = excluded.owner_id",
+                params![
+                    p.kind,
+                    p.key,
+                    p.id,
+                    p.round.map(|u| u.to_string()),
+                    p.product.map(|u| u.to_string()),
+                    p.owner.map(|u| u.to_string()),
+                    ch.seq as i64,
+                    json
+                ],
+            )?;
+            if matches!(p.kind, SHEET | PARTICIPATION | DECISION) {
+                touched.insert((p.kind, p.key));
+            }
+        }
+        for (k, key) in &touched {
+            refresh(&tx, k, key, s.user.id, s.device_id)?;
+        }
+        meta_set(&tx, "cursor", &page.next_cursor.to_string())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    async fn upload_attachments(&self, api: &Api, missing: &[String], report: &mut SyncReport) -> Result<(), Stop> {
+        {
+            let c = self.conn();
+            for m in missing {
+                c.execute("UPDATE attachments SET uploaded = 0 WHERE sha256 = ?1", [m])?;
+            }
+        }
+        let todo: Vec<(String, String)> = {
+            let c = self.conn();
+            let mut st = c.prepare("SELECT sha256, content_type FROM attachments WHERE uploaded = 0")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?
+        };
+        let total = todo.len() as u64;
+        for (i, (sha, ct)) in todo.into_iter().enumerate() {
+            self.progress(Phase::Attachments, i as u64, Some(total));
+            let bytes = match std::fs::read(self.attachment_path(&sha)) {
+                Ok(b) => b,
+                Err(_) => continue,
+            };
+            match api.put_attachment(&sha, &ct, bytes).await {
+                Ok(()) => {
+                    self.conn()
+                        .execute("UPDATE attachments SET uploaded = 1 WHERE sha256 = ?1", [&sha])?;
+                    report.attachments_uploaded += 1;
+                }
+                // A photo the server will never take stays here, listed as not uploaded;
+                // it must not stop text from syncing.
+                Err(Failure::Permanent { .. }) => {}
+                Err(e) => return Err(Stop::Net(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The push answer must be one result per mutation, in order; anything else
+/// is not an acknowledgement of anything.
+fn check_answers(ms: &[Mutation], resp: &PushResponse) -> Result<(), Failure> {
+    let ok = ms.len() == resp.results.len() && ms.iter().zip(&resp.results).all(|(m, r)| m.id == r.id);
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::Transient(format!(
+            "the server answered {} results for {} mutations",
+            resp.results.len(),
+            ms.len()
+        )))
+    }
+}
+
+fn entity_of(tx: &Transaction<'_>, id: u64) -> Result<Option<(String, String)>> {
+    Ok(tx
+        .query_row(
+            "SELECT entity_kind, entity_key FROM outbox WHERE id = ?1",
+            [id as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
+}
+
+fn set_aside_tx(tx: &Transaction<'_>, m: &Mutation, code: &str, reason: &str) -> Result<Option<(String, String)>> {
+    let e = entity_of(tx, m.id)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO attention(id, body, code, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![m.id as i64, serde_json::to_string(m)?, code, reason, now()],
+    )?;
+    tx.execute("DELETE FROM outbox WHERE id = ?1", [m.id as i64])?;
+    Ok(e)
+}
+
+/// Removes an acknowledged mutation and folds what it did into the server
+/// snapshot, so the next edit names the right base revision even before the
+/// next pull. `applied`: for a conflict outcome, the criteria that did apply.
+fn ack(
+    tx: &Transaction<'_>,
+    s: &Session,
+    m: &Mutation,
+    seq: u64,
+    canonical: Option<Uuid>,
+    applied: Option<&Vec<String>>,
+) -> Result<Option<(String, String)>> {
+    let Some((kind, key)) = entity_of(tx, m.id)? else {
+        return Ok(None);
+    };
+    tx.execute("DELETE FROM outbox WHERE id = ?1", [m.id as i64])?;
+    if kind != SHEET {
+        return Ok(Some((kind, key)));
+    }
+    if let (Some(new), Some(old)) = (canonical, model::sheet_of(&m.op))
+        && new != old
+    {
+        rekey(tx, &key, old, new)?;
+    }
+    let stored: Option<Option<String>> = tx
+        .query_row(
+            "SELECT server_json FROM entities WHERE kind = 'sheet' AND key = ?1",
+            [&key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut snap: Option<SheetState> = match stored.flatten() {
+        Some(j) => Some(serde_json::from_str(&j)?),
+        None => None,
+    };
+    match &m.op {
+        Op::SetAnswers { sheet, answers } => {
+            let sn = snap.get_or_insert_with(|| model::skeleton(sheet, s.user.id));
+            if let Some(c) = canonical {
+                sn.id = c;
+            }
+            for e in answers {
+                if applied.is_some_and(|a| !a.contains(&e.criterion)) {
+                    continue;
+                }
+                sn.answers.insert(
+                    e.criterion.clone(),
+                    AnswerState {
+                        answer: e.answer.clone(),
+                        rev: seq,
+                        device_id: s.device_id,
+                    },
+                );
+            }
+            sn.revision = sn.revision.max(seq);
+        }
+        Op::SetNote { sheet, note, .. } if applied.is_none() => {
+            let sn = snap.get_or_insert_with(|| model::skeleton(sheet, s.user.id));
+            sn.note = note.clone();
+            sn.note_rev = seq;
+            sn.revision = sn.revision.max(seq);
+        }
+        Op::Submit { .. } => {
+            if let Some(sn) = snap.as_mut() {
+                sn.status = SheetStatus::Submitted;
+            }
+        }
+        _ => {}
+    }
+    if let Some(sn) = snap {
+        tx.execute(
+            "UPDATE entities SET server_json = ?1 WHERE kind = 'sheet' AND key = ?2",
+            params![serde_json::to_string(&sn)?, key],
+        )?;
+    }
+    Ok(Some((kind, key)))
+}
+
+/// The server mapped this slot's sheet onto `new`: follow it locally, and in
+/// every mutation that has not possibly been sent yet.
+fn rekey(tx: &Transaction<'_>, key: &str, old: Uuid, new: Uuid) -> Result<()> {
+    tx.execute(
+        "UPDATE entities SET id = ?1 WHERE kind = 'sheet' AND key = ?2",
+        params![new.to_string(), key],
+    )?;
+    let rows: Vec<(i64, String)> = {
+        let mut st = tx.prepare(
+            "SELECT id, body FROM outbox WHERE entity_kind = 'sheet' AND entity_key = ?1 AND sent = 0",
+        )?;
+        st.query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for (id, body) in rows {
+        let mut m: Mutation = serde_json::from_str(&body)?;
+        model::rekey_op(&mut m.op, old, new);
+        tx.execute(
+            "UPDATE outbox SET body = ?1 WHERE id = ?2",
+            params![serde_json::to_string(&m)?, id],
+        )?;
+    }
+    Ok(())
+}
+
+fn data_json(e: &Entity) -> serde_json::Result<String> {
+    match e {
+        Entity::User(x) => serde_json::to_string(x),
+        Entity::Rubric(x) => serde_json::to_string(x),
+        Entity::Round(x) => serde_json::to_string(x),
+        Entity::Roster(x) => serde_json::to_string(x),
+        Entity::Product(x) => serde_json::to_string(x),
+        Entity::Participation(x) => serde_json::to_string(x),
+        Entity::Sheet(x) => serde_json::to_string(x),
+        Entity::Decision(x) => serde_json::to_string(x),
+        Entity::Attachment(x) => serde_json::to_string(x),
+    }
+}
+
+/// Timing of the background loop.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopConfig {
+    /// Sync this often when nothing happens.
+    pub idle: Duration,
+    /// After a nudge (an edit), wait this long so a burst of taps goes in one push.
+    pub debounce: Duration,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            idle: plan::IDLE_INTERVAL,
+            debounce: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// Background sync: wakes on a timer, on every local edit, and on
+/// [`Device::nudge`] (connectivity came back), retrying with backoff and jitter.
+pub struct SyncLoop {
+    task: JoinHandle<()>,
+    device: Arc<Device>,
+}
+
+impl std::fmt::Debug for SyncLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncLoop").finish_non_exhaustive()
+    }
+}
+
+impl SyncLoop {
+    /// Must be called inside a tokio runtime.
+    pub fn spawn(device: Arc<Device>, cfg: LoopConfig) -> SyncLoop {
+        let d = device.clone();
+        let task = tokio::spawn(async move {
+            let wake = d.wake.clone();
+            let mut attempt = 0u32;
+            loop {
+                let outcome = match d.sync_now().await {
+                    Ok(_) => {
+                        attempt = 0;
+                        Ok(())
+                    }
+                    Err(Error::SignInAgain | Error::NotSignedIn) => Err(Failure::Unauthorized),
+                    Err(e) => {
+                        attempt = attempt.saturating_add(1);
+                        Err(Failure::Transient(e.to_string()))
+                    }
+                };
+                let wait = match plan::after_attempt(&outcome, attempt, rand::random::<f64>()) {
+                    Next::Idle(d) => Some(d.min(cfg.idle)),
+                    Next::Retry(d) => Some(d),
+                    Next::WaitForUser => None,
+                };
+                match wait {
+                    Some(w) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(w) => {}
+                            _ = wake.notified() => tokio::time::sleep(cfg.debounce).await,
+                        }
+                    }
+                    None => {
+                        wake.notified().await;
+                    }
+                }
+            }
+        });
+        SyncLoop { task, device }
+    }
+
+    /// Connectivity changed or the app came to the foreground: sync soon.
+    pub fn nudge(&self) {
+        self.device.nudge();
+    }
+
+    /// Stops the loop. Safe at any point: every database write is its own
+    /// transaction and unacknowledged mutations stay in the outbox.
+    pub fn stop(self) {
+        self.task.abort();
+    }
+}
