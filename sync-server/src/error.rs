@@ -1,0 +1,143 @@
+//! The one error type of the server and its mapping to HTTP responses.
+//!
+//! Every failed HTTP call answers with [`ErrorBody`]; internals (SQLite, I/O)
+//! are logged with `tracing` and never sent to the client.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ocop_shared::wire::{ErrorBody, ErrorCode, MAX_BODY_BYTES};
+
+/// Errors of the store and of the HTTP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed request (bad JSON, bad query, bad header).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No token, unknown or revoked token, wrong password, bad enrolment code.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Authenticated but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// State conflict (username taken, published rubric changed, upload offset).
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        details: Option<serde_json::Value>,
+    },
+    /// Body over a limit; the message says the limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Well-formed but invalid; `details` lists every issue.
+    #[error("{message}")]
+    Invalid {
+        message: String,
+        details: Option<serde_json::Value>,
+    },
+    #[error("{0}")]
+    RateLimited(String),
+    /// The database was written by a newer server.
+    #[error("database schema version {found} is newer than this server supports ({supported}); upgrade the server")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("json error: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A bug or an impossible state; logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What handlers return on failure; an alias so the HTTP layer reads naturally.
+pub type ApiError = Error;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Error::Conflict {
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::Invalid {
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// The 413 every oversized JSON body gets.
+    pub fn body_too_large() -> Self {
+        Error::TooLarge(format!(
+            "request body is larger than the limit of {MAX_BODY_BYTES} bytes ({} MiB); send fewer mutations per push",
+            MAX_BODY_BYTES / (1024 * 1024)
+        ))
+    }
+
+    /// The wire error code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::BadRequest(_) => ErrorCode::BadRequest,
+            Error::Unauthorized(_) => ErrorCode::Unauthorized,
+            Error::Forbidden(_) => ErrorCode::Forbidden,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::Conflict { .. } => ErrorCode::Conflict,
+            Error::TooLarge(_) => ErrorCode::PayloadTooLarge,
+            Error::Invalid { .. } => ErrorCode::Unprocessable,
+            Error::RateLimited(_) => ErrorCode::RateLimited,
+            Error::SchemaTooNew { .. }
+            | Error::Sqlite(_)
+            | Error::Io(_)
+            | Error::Json(_)
+            | Error::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The body sent to the client: internals are replaced by a generic message.
+    pub fn body(&self) -> ErrorBody {
+        let (message, details) = match self {
+            Error::BadRequest(m)
+            | Error::Unauthorized(m)
+            | Error::Forbidden(m)
+            | Error::NotFound(m)
+            | Error::TooLarge(m)
+            | Error::RateLimited(m) => (m.clone(), None),
+            Error::Conflict { message, details } | Error::Invalid { message, details } => {
+                (message.clone(), details.clone())
+            }
+            Error::SchemaTooNew { .. }
+            | Error::Sqlite(_)
+            | Error::Io(_)
+            | Error::Json(_)
+            | Error::Internal(_) => (
+                "internal server error; it was logged, retry later".to_string(),
+                None,
+            ),
+        };
+        ErrorBody {
+            code: self.code(),
+            message,
+            details,
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        if code == ErrorCode::Internal {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, "request refused");
+        }
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.body())).into_response()
+    }
+}

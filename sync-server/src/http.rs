@@ -1,0 +1,715 @@
+//! The HTTP layer: router, extractors, handlers, attachments.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_RANGE, CONTENT_TYPE, HOST};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use ocop_shared::score::is_sha256_hex;
+use ocop_shared::wire::{
+    paths, AttachmentMeta, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
+    EnrolRequest, EnrolmentCodeRequest, LoginRequest, PushRequest, SetRosterRequest,
+    DEFAULT_PULL_LIMIT, MAX_ATTACHMENT_BYTES, MAX_BODY_BYTES, PROTOCOL_VERSION,
+};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tower_http::compression::CompressionLayer;
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::trace::TraceLayer;
+use uuid::Uuid;
+
+use crate::error::{ApiError, Error, Result};
+use crate::store::{Principal, Store};
+
+/// The OpenAPI 3 document served at [`paths::OPENAPI`] (hand-maintained).
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// Server-specific path (not a wire constant): every revision of one sheet.
+pub const SHEET_REVISIONS: &str = "/api/v1/sheets/{id}/revisions";
+
+/// Failed logins (or enrolments) allowed per key per minute before 429.
+pub const LOGIN_FAILURES_PER_MINUTE: usize = 5;
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub data_dir: PathBuf,
+    /// Base URL put into enrolment QR payloads; from the `Host` header when unset.
+    pub public_url: Option<String>,
+    /// The generated admin password at first start (print it once).
+    pub first_admin_password: Option<String>,
+    limiter: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
+    uploads: Arc<tokio::sync::Mutex<()>>,
+    fault_exit_after_commit: bool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, data_dir: PathBuf, public_url: Option<String>) -> AppState {
+        AppState {
+            store,
+            data_dir,
+            public_url,
+            first_admin_password: None,
+            limiter: Arc::default(),
+            uploads: Arc::default(),
+            // Test-only fault hook: exit right after a push commits, before answering.
+            fault_exit_after_commit: std::env::var("OCOP_FAULT_EXIT_AFTER_COMMIT")
+                .is_ok_and(|v| v == "1"),
+        }
+    }
+
+    fn attachments_dir(&self) -> PathBuf {
+        self.data_dir.join("attachments")
+    }
+
+    /// Whether `key` is over its failure budget (and prunes old failures).
+    fn rate_limited(&self, key: &str) -> bool {
+        let mut map = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let q = map.entry(key.to_string()).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+            q.pop_front();
+        }
+        q.len() >= LOGIN_FAILURES_PER_MINUTE
+    }
+
+    fn record_failure(&self, key: &str) {
+        let mut map = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.to_string()).or_default().push_back(Instant::now());
+    }
+
+    fn clear_failures(&self, key: &str) {
+        let mut map = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(key);
+    }
+}
+
+/// Runs a blocking store call off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&dyn Store) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(&*store))
+        .await
+        .map_err(|e| Error::Internal(format!("blocking task failed: {e}")))?
+}
+
+// ------------------------------------------------------------------ extractors
+
+/// The authenticated caller (from `Authorization: Bearer <token>`).
+pub struct Auth(pub Principal);
+
+const TOKEN_HELP: &str = "keep unsynced data on the device and sign in again (log in or enrol with a new code)";
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Unauthorized(format!("no bearer token was sent; {TOKEN_HELP}")))?;
+        let principal = blocking(state, move |s| s.authenticate(&token)).await?;
+        principal.map(Auth).ok_or_else(|| {
+            Error::Unauthorized(format!("this device's token is unknown or revoked; {TOKEN_HELP}"))
+        })
+    }
+}
+
+/// The client's IP address, when the server runs with connect info.
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// JSON body extractor whose failures use the one error shape:
+/// malformed → 400 naming where parsing stopped, oversized → 413 naming the limit.
+pub struct Json<T>(pub T);
+
+fn bytes_rejection(r: BytesRejection) -> Error {
+    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::body_too_large()
+    } else {
+        Error::BadRequest(format!("could not read the request body: {}", r.body_text().to_lowercase()))
+    }
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            Error::BadRequest(format!(
+                "malformed json at {}: {}",
+                if path == "." { "(body)".to_string() } else { path },
+                inner.to_string().to_lowercase()
+            ))
+        })
+    }
+}
+
+fn query<T>(q: std::result::Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T> {
+    q.map(|Query(t)| t)
+        .map_err(|e| Error::BadRequest(e.body_text().to_lowercase()))
+}
+
+fn path<T>(p: std::result::Result<Path<T>, axum::extract::rejection::PathRejection>) -> Result<T> {
+    p.map(|Path(t)| t)
+        .map_err(|e| Error::BadRequest(e.body_text().to_lowercase()))
+}
+
+// ------------------------------------------------------------------ router
+
+/// Every route the router serves, as `(method, path template)`; the OpenAPI
+/// test checks each one is documented.
+pub fn route_table() -> Vec<(&'static str, String)> {
+    let att = format!("{}/{{sha256}}", paths::ATTACHMENTS);
+    vec![
+        ("GET", paths::HEALTH.into()),
+        ("GET", paths::OPENAPI.into()),
+        ("POST", paths::LOGIN.into()),
+        ("POST", paths::ENROL.into()),
+        ("GET", paths::ME.into()),
+        ("POST", paths::PUSH.into()),
+        ("GET", paths::PULL.into()),
+        ("PUT", att.clone()),
+        ("HEAD", att.clone()),
+        ("GET", att),
+        ("GET", SHEET_REVISIONS.into()),
+        ("GET", paths::ADMIN_USERS.into()),
+        ("POST", paths::ADMIN_USERS.into()),
+        ("POST", paths::ADMIN_ENROLMENT_CODES.into()),
+        ("GET", paths::ADMIN_DEVICES.into()),
+        ("POST", format!("{}/{{id}}/revoke", paths::ADMIN_DEVICES)),
+        ("GET", paths::ADMIN_RUBRICS.into()),
+        ("POST", paths::ADMIN_RUBRICS.into()),
+        ("POST", format!("{}/{{id}}/{{version}}/publish", paths::ADMIN_RUBRICS)),
+        ("GET", paths::ADMIN_ROUNDS.into()),
+        ("POST", paths::ADMIN_ROUNDS.into()),
+        ("PUT", format!("{}/{{id}}/roster", paths::ADMIN_ROUNDS)),
+        ("POST", paths::ADMIN_PRODUCTS.into()),
+        ("GET", paths::ADMIN_QUARANTINE.into()),
+        ("GET", paths::ADMIN_AUDIT.into()),
+        ("GET", paths::ADMIN_EXPORT.into()),
+    ]
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let att = format!("{}/{{sha256}}", paths::ATTACHMENTS);
+    Router::new()
+        .route(paths::HEALTH, get(health))
+        .route(paths::OPENAPI, get(openapi))
+        .route(paths::LOGIN, post(login))
+        .route(paths::ENROL, post(enrol))
+        .route(paths::ME, get(me))
+        .route(paths::PUSH, post(push))
+        .route(paths::PULL, get(pull))
+        .route(
+            &att,
+            put(put_attachment)
+                .head(head_attachment)
+                .get(get_attachment)
+                .layer(DefaultBodyLimit::max(MAX_ATTACHMENT_BYTES as usize)),
+        )
+        .route(SHEET_REVISIONS, get(sheet_revisions))
+        .route(paths::ADMIN_USERS, get(list_users).post(create_user))
+        .route(paths::ADMIN_ENROLMENT_CODES, post(enrolment_code))
+        .route(paths::ADMIN_DEVICES, get(list_devices))
+        .route(&format!("{}/{{id}}/revoke", paths::ADMIN_DEVICES), post(revoke_device))
+        .route(paths::ADMIN_RUBRICS, get(list_rubrics).post(import_rubric))
+        .route(
+            &format!("{}/{{id}}/{{version}}/publish", paths::ADMIN_RUBRICS),
+            post(publish_rubric),
+        )
+        .route(paths::ADMIN_ROUNDS, get(list_rounds).post(create_round))
+        .route(&format!("{}/{{id}}/roster", paths::ADMIN_ROUNDS), put(set_roster))
+        .route(paths::ADMIN_PRODUCTS, post(create_product))
+        .route(paths::ADMIN_QUARANTINE, get(quarantine))
+        .route(paths::ADMIN_AUDIT, get(audit))
+        .route(paths::ADMIN_EXPORT, get(export))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestDecompressionLayer::new())
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn fallback(method: Method, uri: Uri) -> ApiError {
+    Error::NotFound(format!("no endpoint {method} {}", uri.path()))
+}
+
+// ------------------------------------------------------------------ handlers
+
+async fn health(State(state): State<AppState>) -> Result<axum::Json<serde_json::Value>> {
+    let seq = blocking(&state, |s| s.server_seq()).await?;
+    Ok(axum::Json(serde_json::json!({
+        "status": "ok",
+        "protocol": PROTOCOL_VERSION,
+        "server_seq": seq,
+    })))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<LoginRequest>,
+) -> Result<Response> {
+    let key = format!(
+        "login:{}:{}",
+        req.username.trim().to_lowercase(),
+        ip.map_or("-".into(), |i| i.to_string())
+    );
+    if state.rate_limited(&key) {
+        return Err(Error::RateLimited(
+            "too many failed logins for this account from this address; wait a minute and try again".into(),
+        ));
+    }
+    match blocking(&state, move |s| s.login(&req)).await {
+        Ok(t) => {
+            state.clear_failures(&key);
+            Ok(axum::Json(t).into_response())
+        }
+        Err(e @ Error::Unauthorized(_)) => {
+            state.record_failure(&key);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn enrol(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<EnrolRequest>,
+) -> Result<Response> {
+    let key = format!("enrol:{}", ip.map_or("-".into(), |i| i.to_string()));
+    if state.rate_limited(&key) {
+        return Err(Error::RateLimited(
+            "too many wrong enrolment codes from this address; wait a minute and try again".into(),
+        ));
+    }
+    match blocking(&state, move |s| s.enrol(&req)).await {
+        Ok(t) => Ok(axum::Json(t).into_response()),
+        Err(e @ Error::Unauthorized(_)) => {
+            state.record_failure(&key);
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn me(Auth(p): Auth) -> impl IntoResponse {
+    axum::Json(serde_json::json!({ "user": p.user, "device_id": p.device_id }))
+}
+
+async fn push(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Json(req): Json<PushRequest>,
+) -> Result<Response> {
+    let resp = blocking(&state, move |s| s.push(&p, &req)).await?;
+    if state.fault_exit_after_commit && !resp.results.is_empty() {
+        tracing::warn!("fault hook: exiting after commit, before the response");
+        std::process::exit(86);
+    }
+    Ok(axum::Json(resp).into_response())
+}
+
+#[derive(Deserialize)]
+struct PullQuery {
+    #[serde(default)]
+    cursor: u64,
+    limit: Option<usize>,
+}
+
+async fn pull(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    q: std::result::Result<Query<PullQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(DEFAULT_PULL_LIMIT);
+    let resp = blocking(&state, move |s| s.pull(&p, q.cursor, limit)).await?;
+    Ok(axum::Json(resp).into_response())
+}
+
+async fn sheet_revisions(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    id: std::result::Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Response> {
+    let id = path(id)?;
+    let revs = blocking(&state, move |s| s.sheet_revisions(&p, id)).await?;
+    Ok(axum::Json(revs).into_response())
+}
+
+// ---- admin
+
+async fn list_users(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    Ok(axum::Json(blocking(&state, move |s| s.list_users(&p)).await?).into_response())
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Json(req): Json<CreateUserRequest>,
+) -> Result<Response> {
+    let u = blocking(&state, move |s| s.create_user(&p, &req)).await?;
+    Ok((StatusCode::CREATED, axum::Json(u)).into_response())
+}
+
+fn server_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &state.public_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1:8787");
+    format!("http://{host}")
+}
+
+async fn enrolment_code(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    Json(req): Json<EnrolmentCodeRequest>,
+) -> Result<Response> {
+    let url = server_url(&state, &headers);
+    let c = blocking(&state, move |s| s.issue_enrolment_code(&p, &req, &url)).await?;
+    Ok((StatusCode::CREATED, axum::Json(c)).into_response())
+}
+
+async fn list_devices(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    Ok(axum::Json(blocking(&state, move |s| s.list_devices(&p)).await?).into_response())
+}
+
+async fn revoke_device(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    id: std::result::Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+) -> Result<Response> {
+    let id = path(id)?;
+    blocking(&state, move |s| s.revoke_device(&p, id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_rubrics(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    Ok(axum::Json(blocking(&state, move |s| s.list_rubrics(&p)).await?).into_response())
+}
+
+async fn import_rubric(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let body = body.map_err(bytes_rejection)?;
+    let text = String::from_utf8(body.to_vec())
+        .map_err(|_| Error::BadRequest("the rubric file is not utf-8 text".into()))?;
+    let r = blocking(&state, move |s| s.import_rubric(&p, &text)).await?;
+    Ok(axum::Json(r).into_response())
+}
+
+async fn publish_rubric(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    params: std::result::Result<Path<(String, u32)>, axum::extract::rejection::PathRejection>,
+) -> Result<Response> {
+    let (id, version) = path(params)?;
+    let r = blocking(&state, move |s| s.publish_rubric(&p, &id, version)).await?;
+    Ok(axum::Json(r).into_response())
+}
+
+async fn list_rounds(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    Ok(axum::Json(blocking(&state, move |s| s.list_rounds(&p)).await?).into_response())
+}
+
+async fn create_round(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Json(req): Json<CreateRoundRequest>,
+) -> Result<Response> {
+    let r = blocking(&state, move |s| s.create_round(&p, &req)).await?;
+    Ok((StatusCode::CREATED, axum::Json(r)).into_response())
+}
+
+async fn set_roster(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    id: std::result::Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    Json(req): Json<SetRosterRequest>,
+) -> Result<Response> {
+    let id = path(id)?;
+    let r = blocking(&state, move |s| s.set_roster(&p, id, &req)).await?;
+    Ok(axum::Json(r).into_response())
+}
+
+async fn create_product(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Json(req): Json<CreateProductRequest>,
+) -> Result<Response> {
+    let r = blocking(&state, move |s| s.create_product(&p, &req)).await?;
+    Ok((StatusCode::CREATED, axum::Json(r)).into_response())
+}
+
+async fn quarantine(State(state): State<AppState>, Auth(p): Auth) -> Result<Response> {
+    Ok(axum::Json(blocking(&state, move |s| s.quarantine(&p)).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    q: std::result::Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let limit = query(q)?.limit.unwrap_or(200).min(10_000);
+    Ok(axum::Json(blocking(&state, move |s| s.audit(&p, limit)).await?).into_response())
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    round_id: Uuid,
+}
+
+async fn export(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    q: std::result::Result<Query<ExportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    let round = query(q)?.round_id;
+    Ok(axum::Json(blocking(&state, move |s| s.export_round(&p, round)).await?).into_response())
+}
+
+// ------------------------------------------------------------------ attachments
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    offset: Option<u64>,
+    total: Option<u64>,
+}
+
+/// `Content-Range: bytes START-END/TOTAL` → (START, TOTAL).
+fn parse_content_range(v: &str) -> Option<(u64, u64)> {
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (start, _end) = range.split_once('-')?;
+    Some((start.trim().parse().ok()?, total.trim().parse().ok()?))
+}
+
+fn check_hash(sha: &str) -> Result<()> {
+    if is_sha256_hex(sha) {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!(
+            "{sha:?} is not a lowercase hex sha-256; attachments are addressed by their sha-256"
+        )))
+    }
+}
+
+fn attachment_too_large(size: u64) -> Error {
+    Error::TooLarge(format!(
+        "attachment is {size} bytes; the limit is {MAX_ATTACHMENT_BYTES} bytes ({} MiB)",
+        MAX_ATTACHMENT_BYTES / (1024 * 1024)
+    ))
+}
+
+async fn put_attachment(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    sha: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
+    q: std::result::Result<Query<UploadQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Response> {
+    let sha = path(sha)?;
+    check_hash(&sha)?;
+    let q = query(q)?;
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            attachment_too_large(MAX_ATTACHMENT_BYTES + 1)
+        } else {
+            bytes_rejection(r)
+        }
+    })?;
+    let range = headers
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_content_range);
+    let offset = q.offset.or(range.map(|r| r.0)).unwrap_or(0);
+    let total = q.total.or(range.map(|r| r.1)).unwrap_or(offset + body.len() as u64);
+    if total > MAX_ATTACHMENT_BYTES {
+        return Err(attachment_too_large(total));
+    }
+    if offset + body.len() as u64 > total {
+        return Err(Error::BadRequest(format!(
+            "this chunk ends at byte {} but the attachment is {total} bytes",
+            offset + body.len() as u64
+        )));
+    }
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let _guard = state.uploads.lock().await;
+    let dir = state.attachments_dir();
+    tokio::fs::create_dir_all(&dir).await?;
+    let final_path = dir.join(&sha);
+    let part_path = dir.join(format!("{sha}.part"));
+    let sha2 = sha.clone();
+    let existing = blocking(&state, move |s| s.attachment(&sha2)).await?;
+    if let Some(m) = &existing {
+        if m.received == m.size && tokio::fs::try_exists(&final_path).await.unwrap_or(false) {
+            return Ok(axum::Json(m.clone()).into_response());
+        }
+    }
+    let on_disk = tokio::fs::metadata(&part_path).await.map(|m| m.len()).unwrap_or(0);
+    let received = match &existing {
+        Some(m) if m.size == total => m.received.min(on_disk),
+        _ => 0,
+    };
+    if offset != received {
+        return Err(Error::Conflict {
+            message: format!(
+                "upload offset {offset} does not match the {received} bytes the server holds; resume from {received}"
+            ),
+            details: Some(serde_json::json!({ "received": received })),
+        });
+    }
+    let file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(offset == 0)
+        .open(&part_path)
+        .await?;
+    file.set_len(offset).await?;
+    let mut file = tokio::io::BufWriter::new(file);
+    tokio::io::AsyncSeekExt::seek(&mut file, std::io::SeekFrom::Start(offset)).await?;
+    file.write_all(&body).await?;
+    file.flush().await?;
+    file.get_ref().sync_all().await?;
+    drop(file);
+    let new_received = offset + body.len() as u64;
+    let mut meta = AttachmentMeta {
+        sha256: sha.clone(),
+        size: total,
+        content_type,
+        received: new_received,
+    };
+    if new_received == total {
+        let data = tokio::fs::read(&part_path).await?;
+        let got = hex::encode(Sha256::digest(&data));
+        if got != sha {
+            let _ = tokio::fs::remove_file(&part_path).await;
+            let sha2 = sha.clone();
+            blocking(&state, move |s| s.discard_attachment(&sha2)).await?;
+            return Err(Error::invalid(format!(
+                "the uploaded bytes hash to {got}, not {sha}; the upload was discarded, send it again"
+            )));
+        }
+        tokio::fs::rename(&part_path, &final_path).await?;
+    } else {
+        meta.received = new_received;
+    }
+    let m2 = meta.clone();
+    blocking(&state, move |s| s.record_attachment(&p, &m2)).await?;
+    Ok(axum::Json(meta).into_response())
+}
+
+async fn head_attachment(
+    State(state): State<AppState>,
+    Auth(_p): Auth,
+    sha: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response> {
+    let sha = path(sha)?;
+    check_hash(&sha)?;
+    let m = blocking(&state, move |s| s.attachment(&sha)).await?;
+    let (received, size) = m.map_or((0, None), |m| (m.received, Some(m.size)));
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    h.insert("upload-offset", HeaderValue::from(received));
+    h.insert("x-ocop-received", HeaderValue::from(received));
+    if let Some(size) = size {
+        h.insert("x-ocop-size", HeaderValue::from(size));
+    }
+    h.insert(
+        "x-ocop-complete",
+        HeaderValue::from_static(if size == Some(received) { "true" } else { "false" }),
+    );
+    Ok(resp)
+}
+
+async fn get_attachment(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    sha: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Result<Response> {
+    let sha = path(sha)?;
+    check_hash(&sha)?;
+    let sha2 = sha.clone();
+    let (meta, allowed) = blocking(&state, move |s| {
+        Ok((s.attachment(&sha2)?, s.can_read_attachment(&p, &sha2)?))
+    })
+    .await?;
+    let not_found = || Error::NotFound(format!("attachment {sha} is not available to you"));
+    let meta = meta.filter(|m| m.received == m.size).ok_or_else(not_found)?;
+    if !allowed {
+        return Err(not_found());
+    }
+    let data = tokio::fs::read(state.attachments_dir().join(&sha)).await?;
+    let ct = HeaderValue::from_str(&meta.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok(([(CONTENT_TYPE, ct)], data).into_response())
+}

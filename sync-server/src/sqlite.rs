@@ -1,0 +1,2495 @@
+//! SQLite implementation of [`Store`].
+//!
+//! - One writer connection behind a mutex (every write is a `BEGIN IMMEDIATE`
+//!   transaction) and one reader connection (WAL lets it read while the
+//!   writer writes).
+//! - Append-only migrations, each in a transaction, tracked by `user_version`;
+//!   a database made by a newer server is refused.
+//! - `entities` holds the current JSON snapshot of everything a client can
+//!   pull, with the `seq` of its last write, so a pull is one range scan over
+//!   the `seq` index.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine as _;
+use ocop_shared::council::{self, CouncilInput, CouncilMode, Member, MemberSheet, Participation};
+use ocop_shared::rubric::{Rubric, RubricRef};
+use ocop_shared::score::{check_answer, score_sheet};
+use ocop_shared::validate::{Severity, load_rubric};
+use ocop_shared::wire::{
+    AccountRole, Answer, AnswerEdit, AnswerState, AttachmentMeta, Change, ConflictField,
+    ConflictRecord, CouncilRole, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
+    DecisionInfo, EnrolRequest, EnrolmentCodeRequest, EnrolmentCodeResponse, Entity, LoginRequest,
+    Mutation, MutationResult, Op, Outcome, ParticipationInfo, ProductInfo, PullResponse,
+    PushRequest, PushResponse, RejectCode, RosterEntry, RoundInfo, RoundStatus,
+    RubricImportResponse, SetRosterRequest, SheetKey, SheetState, SheetStatus, TokenResponse,
+    UserInfo, MAX_BATCH_MUTATIONS, PROTOCOL_VERSION,
+};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::store::{AuditEntry, DeviceInfo, Principal, QuarantineEntry, RubricSummary, Store};
+
+/// Append-only: never edit a shipped migration, add a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO meta (key, value) VALUES ('seq', 0);
+
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL UNIQUE,
+    full_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    password_hash TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE devices (
+    id TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE TABLE enrolment_codes (
+    code TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    expires_at INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    used_at TEXT
+);
+CREATE TABLE rubrics (
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (id, version)
+);
+CREATE TABLE rounds (id TEXT PRIMARY KEY);
+CREATE TABLE roster (
+    round_id TEXT NOT NULL REFERENCES rounds(id),
+    user_id TEXT NOT NULL REFERENCES users(id),
+    role TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    PRIMARY KEY (round_id, user_id)
+);
+CREATE TABLE products (
+    id TEXT PRIMARY KEY,
+    round_id TEXT NOT NULL REFERENCES rounds(id)
+);
+CREATE TABLE participations (
+    product_id TEXT NOT NULL REFERENCES products(id),
+    user_id TEXT NOT NULL REFERENCES users(id),
+    participation TEXT NOT NULL,
+    PRIMARY KEY (product_id, user_id)
+);
+-- One sheet per round x product x member; the body lives in entities.
+CREATE TABLE sheets (
+    id TEXT PRIMARY KEY,
+    round_id TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    UNIQUE (round_id, product_id, owner_id)
+);
+CREATE INDEX sheets_product ON sheets(product_id);
+-- A second device's sheet id for an existing slot, mapped onto the canonical id.
+CREATE TABLE sheet_aliases (alias_id TEXT PRIMARY KEY, sheet_id TEXT NOT NULL);
+-- Every accepted revision of every sheet (the whole sheet after the write).
+CREATE TABLE sheet_revisions (
+    id INTEGER PRIMARY KEY,
+    sheet_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    device_id TEXT NOT NULL,
+    mutation_id INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX sheet_revisions_sheet ON sheet_revisions(sheet_id, seq);
+CREATE TABLE sheet_attachments (
+    sheet_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (sheet_id, sha256)
+);
+CREATE INDEX sheet_attachments_sha ON sheet_attachments(sha256);
+CREATE TABLE attachments (
+    sha256 TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    received INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    uploaded_by TEXT NOT NULL
+);
+-- Idempotency: (device, mutation id) is unique; a resend finds its outcome here.
+CREATE TABLE applied_mutations (
+    device_id TEXT NOT NULL,
+    mutation_id INTEGER NOT NULL,
+    body_hash TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (device_id, mutation_id)
+);
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    mutation_id INTEGER NOT NULL,
+    mutation TEXT NOT NULL,
+    code TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    seq INTEGER
+);
+-- What clients pull: current snapshot of every entity with the seq of its last write.
+CREATE TABLE entities (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    round_id TEXT,
+    product_id TEXT,
+    owner_id TEXT,
+    body TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+);
+CREATE INDEX entities_seq ON entities(seq);
+CREATE INDEX entities_product ON entities(product_id, kind);
+CREATE INDEX entities_round ON entities(round_id, kind);
+"#];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The SQLite store.
+pub struct SqliteStore {
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+    rubrics: Mutex<HashMap<RubricRef, Arc<Rubric>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn enum_str<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn enum_from<T: DeserializeOwned>(s: &str) -> Result<T> {
+    Ok(serde_json::from_value(serde_json::Value::String(s.to_string()))?)
+}
+
+fn uuid_col(s: String) -> Result<Uuid> {
+    Uuid::parse_str(&s).map_err(|e| Error::Internal(format!("bad uuid in database: {e}")))
+}
+
+fn hash_password(password: &str) -> Result<String> {
+    let salt_bytes: [u8; 16] = rand::random();
+    let salt = SaltString::encode_b64(&salt_bytes)
+        .map_err(|e| Error::Internal(format!("salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(format!("argon2: {e}")))
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A random password of 16 url-safe characters.
+pub fn generate_password() -> String {
+    let bytes: [u8; 12] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+const CODE_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+
+fn generate_code() -> String {
+    let bytes: [u8; 8] = rand::random();
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| CODE_ALPHABET[*b as usize % CODE_ALPHABET.len()] as char)
+        .collect();
+    format!(
+        "{}-{}",
+        chars[..4].iter().collect::<String>(),
+        chars[4..].iter().collect::<String>()
+    )
+}
+
+/// Codes compare without case, dashes or spaces.
+fn normalize_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+fn require_admin(actor: &Principal) -> Result<()> {
+    if actor.is_admin() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("this needs an admin account".into()))
+    }
+}
+
+// ------------------------------------------------------------------ helpers on a connection
+
+fn current_seq(conn: &Connection) -> Result<u64> {
+    let v: i64 = conn.query_row("SELECT value FROM meta WHERE key = 'seq'", [], |r| r.get(0))?;
+    Ok(v as u64)
+}
+
+fn next_seq(conn: &Connection) -> Result<u64> {
+    let v: i64 = conn.query_row(
+        "UPDATE meta SET value = value + 1 WHERE key = 'seq' RETURNING value",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(v as u64)
+}
+
+/// Scope columns of an entity row, used by pull visibility.
+#[derive(Default)]
+struct Scope {
+    round: Option<Uuid>,
+    product: Option<Uuid>,
+    owner: Option<Uuid>,
+}
+
+fn entity_parts(e: &Entity) -> Result<(&'static str, String, Scope, String)> {
+    let (kind, id, scope, body) = match e {
+        Entity::User(u) => (
+            "user",
+            u.id.to_string(),
+            Scope {
+                owner: Some(u.id),
+                ..Scope::default()
+            },
+            serde_json::to_string(u)?,
+        ),
+        Entity::Rubric(r) => (
+            "rubric",
+            format!("{}@{}", r.id, r.version),
+            Scope::default(),
+            serde_json::to_string(r)?,
+        ),
+        Entity::Round(r) => (
+            "round",
+            r.id.to_string(),
+            Scope {
+                round: Some(r.id),
+                ..Scope::default()
+            },
+            serde_json::to_string(r)?,
+        ),
+        Entity::Roster(r) => (
+            "roster",
+            format!("{}:{}", r.round_id, r.user_id),
+            Scope {
+                round: Some(r.round_id),
+                owner: Some(r.user_id),
+                ..Scope::default()
+            },
+            serde_json::to_string(r)?,
+        ),
+        Entity::Product(p) => (
+            "product",
+            p.id.to_string(),
+            Scope {
+                round: Some(p.round_id),
+                product: Some(p.id),
+                ..Scope::default()
+            },
+            serde_json::to_string(p)?,
+        ),
+        Entity::Participation(p) => (
+            "participation",
+            format!("{}:{}", p.product_id, p.user_id),
+            Scope {
+                round: Some(p.round_id),
+                product: Some(p.product_id),
+                owner: Some(p.user_id),
+            },
+            serde_json::to_string(p)?,
+        ),
+        Entity::Sheet(s) => (
+            "sheet",
+            s.id.to_string(),
+            Scope {
+                round: Some(s.round_id),
+                product: Some(s.product_id),
+                owner: Some(s.owner_id),
+            },
+            serde_json::to_string(s)?,
+        ),
+        Entity::Decision(d) => (
+            "decision",
+            d.product_id.to_string(),
+            Scope {
+                round: Some(d.round_id),
+                product: Some(d.product_id),
+                ..Scope::default()
+            },
+            serde_json::to_string(d)?,
+        ),
+        Entity::Attachment(a) => (
+            "attachment",
+            a.sha256.clone(),
+            Scope::default(),
+            serde_json::to_string(a)?,
+        ),
+    };
+    Ok((kind, id, scope, body))
+}
+
+fn put_entity(conn: &Connection, seq: u64, e: &Entity, owner_override: Option<Uuid>) -> Result<()> {
+    let (kind, id, mut scope, body) = entity_parts(e)?;
+    if owner_override.is_some() {
+        scope.owner = owner_override;
+    }
+    conn.prepare_cached(
+        "INSERT INTO entities (kind, id, seq, round_id, product_id, owner_id, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, round_id = excluded.round_id,
+           product_id = excluded.product_id, owner_id = excluded.owner_id, body = excluded.body",
+    )?
+    .execute(params![
+        kind,
+        id,
+        seq as i64,
+        scope.round.map(|u| u.to_string()),
+        scope.product.map(|u| u.to_string()),
+        scope.owner.map(|u| u.to_string()),
+        body
+    ])?;
+    Ok(())
+}
+
+fn get_entity<T: DeserializeOwned>(conn: &Connection, kind: &str, id: &str) -> Result<Option<T>> {
+    let body: Option<String> = conn
+        .prepare_cached("SELECT body FROM entities WHERE kind = ?1 AND id = ?2")?
+        .query_row(params![kind, id], |r| r.get(0))
+        .optional()?;
+    match body {
+        Some(b) => Ok(Some(serde_json::from_str(&b)?)),
+        None => Ok(None),
+    }
+}
+
+fn audit(
+    conn: &Connection,
+    actor: &Principal,
+    action: &str,
+    detail: serde_json::Value,
+    seq: Option<u64>,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit (at, user_id, device_id, action, detail, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        now(),
+        actor.user.id.to_string(),
+        actor.device_id.to_string(),
+        action,
+        detail.to_string(),
+        seq.map(|s| s as i64)
+    ])?;
+    Ok(())
+}
+
+fn user_by_id(conn: &Connection, id: Uuid) -> Result<Option<UserInfo>> {
+    get_entity(conn, "user", &id.to_string())
+}
+
+fn council_role(conn: &Connection, round: Uuid, user: Uuid) -> Result<Option<CouncilRole>> {
+    let role: Option<String> = conn
+        .prepare_cached("SELECT role FROM roster WHERE round_id = ?1 AND user_id = ?2 AND active = 1")?
+        .query_row(params![round.to_string(), user.to_string()], |r| r.get(0))
+        .optional()?;
+    role.map(|r| enum_from(&r)).transpose()
+}
+
+fn new_token() -> (String, String) {
+    let bytes: [u8; 32] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let hash = sha256_hex(token.as_bytes());
+    (token, hash)
+}
+
+fn create_device(conn: &Connection, user: &UserInfo, name: &str) -> Result<TokenResponse> {
+    let (token, hash) = new_token();
+    let device_id = Uuid::now_v7();
+    conn.execute(
+        "INSERT INTO devices (id, user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![device_id.to_string(), user.id.to_string(), name, hash, now()],
+    )?;
+    Ok(TokenResponse {
+        token,
+        device_id,
+        user: user.clone(),
+    })
+}
+
+// ------------------------------------------------------------------ push machinery
+
+/// Why one mutation was not applied.
+enum OpError {
+    Reject(RejectCode, String),
+    Store(Error),
+}
+
+impl<E: Into<Error>> From<E> for OpError {
+    fn from(e: E) -> Self {
+        OpError::Store(e.into())
+    }
+}
+
+fn reject(code: RejectCode, reason: impl Into<String>) -> OpError {
+    OpError::Reject(code, reason.into())
+}
+
+type OpResult<T> = std::result::Result<T, OpError>;
+
+/// The seq of the running push transaction, taken only if something is written.
+struct SeqAlloc {
+    next: u64,
+    used: bool,
+}
+
+impl SeqAlloc {
+    fn take(&mut self) -> u64 {
+        self.used = true;
+        self.next
+    }
+}
+
+struct PushCtx<'a> {
+    conn: &'a Connection,
+    actor: &'a Principal,
+    seq: &'a mut SeqAlloc,
+    mutation_id: u64,
+    store: &'a SqliteStore,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub fn open(path: &Path) -> Result<SqliteStore> {
+        let writer = Connection::open(path)?;
+        configure(&writer)?;
+        migrate(&writer)?;
+        let reader = Connection::open(path)?;
+        configure(&reader)?;
+        Ok(SqliteStore {
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+            rubrics: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A published rubric, parsed once and cached (published versions never change).
+    fn published_rubric(&self, conn: &Connection, r: &RubricRef) -> Result<Option<Arc<Rubric>>> {
+        if let Some(hit) = lock(&self.rubrics).get(r) {
+            return Ok(Some(hit.clone()));
+        }
+        let body: Option<String> = conn
+            .prepare_cached("SELECT body FROM rubrics WHERE id = ?1 AND version = ?2 AND published = 1")?
+            .query_row(params![r.id, r.version], |row| row.get(0))
+            .optional()?;
+        let Some(body) = body else { return Ok(None) };
+        let rubric: Rubric = serde_json::from_str(&body)?;
+        let rubric = Arc::new(rubric);
+        lock(&self.rubrics).insert(r.clone(), rubric.clone());
+        Ok(Some(rubric))
+    }
+
+    fn write_tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn apply_mutation(&self, ctx: &mut PushCtx<'_>, m: &Mutation) -> OpResult<Outcome> {
+        match &m.op {
+            Op::SetAnswers { sheet, answers } => set_answers(ctx, sheet, answers),
+            Op::SetNote {
+                sheet,
+                note,
+                base_rev,
+            } => set_note(ctx, sheet, note, *base_rev),
+            Op::Submit { sheet_id } => submit(ctx, *sheet_id),
+            Op::Reopen { sheet_id, reason } => reopen(ctx, *sheet_id, reason),
+            Op::SetParticipation {
+                round_id,
+                product_id,
+                user_id,
+                participation,
+                reason,
+            } => set_participation(ctx, *round_id, *product_id, *user_id, *participation, reason),
+            Op::ResolveConflict {
+                sheet_id,
+                conflict_id,
+                answer,
+                note,
+                base_rev,
+            } => resolve_conflict(ctx, *sheet_id, *conflict_id, answer.as_ref(), note.as_deref(), *base_rev),
+            Op::Finalize {
+                round_id,
+                product_id,
+                consensus_sheet,
+                expected_mean,
+                note,
+            } => finalize(ctx, *round_id, *product_id, *consensus_sheet, *expected_mean, note),
+            Op::Release {
+                round_id,
+                product_id,
+            } => release(ctx, *round_id, *product_id),
+        }
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "database migrated");
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ sheet operations
+
+fn resolve_sheet_id(conn: &Connection, id: Uuid) -> Result<Uuid> {
+    let canonical: Option<String> = conn
+        .prepare_cached("SELECT sheet_id FROM sheet_aliases WHERE alias_id = ?1")?
+        .query_row(params![id.to_string()], |r| r.get(0))
+        .optional()?;
+    canonical.map_or(Ok(id), uuid_col)
+}
+
+fn load_sheet(conn: &Connection, id: Uuid) -> Result<Option<SheetState>> {
+    let id = resolve_sheet_id(conn, id)?;
+    get_entity(conn, "sheet", &id.to_string())
+}
+
+fn decision_of(conn: &Connection, product: Uuid) -> Result<Option<DecisionInfo>> {
+    get_entity(conn, "decision", &product.to_string())
+}
+
+fn ensure_unlocked(conn: &Connection, product: Uuid) -> OpResult<()> {
+    if decision_of(conn, product)?.is_some_and(|d| d.finalized) {
+        return Err(reject(
+            RejectCode::Locked,
+            format!("product {product} is finalized by the chair; its sheets are locked"),
+        ));
+    }
+    Ok(())
+}
+
+fn load_round(conn: &Connection, id: Uuid) -> OpResult<RoundInfo> {
+    get_entity(conn, "round", &id.to_string())?
+        .ok_or_else(|| reject(RejectCode::NotFound, format!("round {id} is unknown")))
+}
+
+fn load_product(conn: &Connection, round: Uuid, id: Uuid) -> OpResult<ProductInfo> {
+    let p: ProductInfo = get_entity(conn, "product", &id.to_string())?
+        .ok_or_else(|| reject(RejectCode::NotFound, format!("product {id} is unknown")))?;
+    if p.round_id != round {
+        return Err(reject(
+            RejectCode::NotFound,
+            format!("product {id} is not in round {round}"),
+        ));
+    }
+    Ok(p)
+}
+
+fn require_chair(conn: &Connection, actor: &Principal, round: Uuid, what: &str) -> OpResult<()> {
+    if council_role(conn, round, actor.user.id)? == Some(CouncilRole::Chair) {
+        Ok(())
+    } else {
+        Err(reject(
+            RejectCode::Forbidden,
+            format!("only the chair of the round can {what}"),
+        ))
+    }
+}
+
+/// Finds or creates the sheet a write names; checks the writer may write it.
+fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState> {
+    let conn = ctx.conn;
+    let me = ctx.actor.user.id;
+    let round = load_round(conn, key.round_id)?;
+    match council_role(conn, round.id, me)? {
+        None => {
+            return Err(reject(
+                RejectCode::Forbidden,
+                format!("you are not on the council of round {}", round.id),
+            ));
+        }
+        Some(CouncilRole::Secretary) => {
+            return Err(reject(
+                RejectCode::Forbidden,
+                "the secretary keeps the minutes and does not score",
+            ));
+        }
+        Some(_) => {}
+    }
+    if round.status == RoundStatus::Closed {
+        return Err(reject(RejectCode::Locked, format!("round {} is closed", round.id)));
+    }
+    let product = load_product(conn, round.id, key.product_id)?;
+    ensure_unlocked(conn, product.id)?;
+
+    let sheet = if let Some(s) = load_sheet(conn, key.sheet_id)? {
+        if s.owner_id != me {
+            return Err(reject(
+                RejectCode::Forbidden,
+                format!("sheet {} belongs to another council member", s.id),
+            ));
+        }
+        if s.round_id != key.round_id || s.product_id != key.product_id {
+            return Err(reject(
+                RejectCode::Invalid,
+                format!("sheet {} is for another round or product", s.id),
+            ));
+        }
+        s
+    } else {
+        let existing: Option<String> = conn
+            .prepare_cached(
+                "SELECT id FROM sheets WHERE round_id = ?1 AND product_id = ?2 AND owner_id = ?3",
+            )?
+            .query_row(
+                params![round.id.to_string(), product.id.to_string(), me.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(canonical) = existing {
+            // A second device of the same member started the same sheet offline.
+            conn.prepare_cached("INSERT INTO sheet_aliases (alias_id, sheet_id) VALUES (?1, ?2)")?
+                .execute(params![key.sheet_id.to_string(), canonical])?;
+            let canonical = uuid_col(canonical)?;
+            get_entity(conn, "sheet", &canonical.to_string())?
+                .ok_or_else(|| Error::Internal(format!("sheet {canonical} has no body")))?
+        } else {
+            if key.rubric.id != product.rubric.id {
+                return Err(reject(
+                    RejectCode::Invalid,
+                    format!(
+                        "product {} is scored on rubric {}, not {}",
+                        product.id, product.rubric.id, key.rubric.id
+                    ),
+                ));
+            }
+            if ctx.store.published_rubric(conn, &key.rubric)?.is_none() {
+                return Err(reject(
+                    RejectCode::NotFound,
+                    format!(
+                        "rubric {}@{} is unknown or not published",
+                        key.rubric.id, key.rubric.version
+                    ),
+                ));
+            }
+            conn.prepare_cached(
+                "INSERT INTO sheets (id, round_id, product_id, owner_id) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                key.sheet_id.to_string(),
+                round.id.to_string(),
+                product.id.to_string(),
+                me.to_string()
+            ])?;
+            SheetState {
+                id: key.sheet_id,
+                round_id: round.id,
+                product_id: product.id,
+                owner_id: me,
+                rubric: key.rubric.clone(),
+                status: SheetStatus::Draft,
+                answers: BTreeMap::new(),
+                note: String::new(),
+                note_rev: 0,
+                reopen_reason: None,
+                revision: 0,
+                conflicts: Vec::new(),
+            }
+        }
+    };
+    if sheet.status == SheetStatus::Submitted {
+        return Err(reject(
+            RejectCode::Invalid,
+            format!(
+                "sheet {} is submitted; the chair must reopen it before it can change",
+                sheet.id
+            ),
+        ));
+    }
+    Ok(sheet)
+}
+
+/// Stores a sheet: snapshot, revision row, attachment references.
+fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result<()> {
+    let conn = ctx.conn;
+    sheet.revision = seq;
+    let entity = Entity::Sheet(Box::new(sheet.clone()));
+    put_entity(conn, seq, &entity, None)?;
+    let body = match &entity {
+        Entity::Sheet(s) => serde_json::to_string(s)?,
+        _ => unreachable!(),
+    };
+    conn.prepare_cached(
+        "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        sheet.id.to_string(),
+        seq as i64,
+        ctx.actor.device_id.to_string(),
+        ctx.mutation_id as i64,
+        body
+    ])?;
+    let hashes: BTreeSet<&String> = sheet
+        .answers
+        .values()
+        .flat_map(|a| a.answer.attachments.iter())
+        .collect();
+    conn.prepare_cached("DELETE FROM sheet_attachments WHERE sheet_id = ?1")?
+        .execute(params![sheet.id.to_string()])?;
+    for h in hashes {
+        conn.prepare_cached("INSERT OR IGNORE INTO sheet_attachments (sheet_id, sha256) VALUES (?1, ?2)")?
+            .execute(params![sheet.id.to_string(), h])?;
+    }
+    Ok(())
+}
+
+fn is_fresh(current: Option<(u64, Uuid)>, base_rev: u64, device: Uuid) -> bool {
+    match current {
+        None => base_rev == 0,
+        Some((rev, dev)) => rev == base_rev || dev == device,
+    }
+}
+
+fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> OpResult<Outcome> {
+    let mut sheet = sheet_for_write(ctx, key)?;
+    let rubric = ctx
+        .store
+        .published_rubric(ctx.conn, &sheet.rubric)?
+        .ok_or_else(|| Error::Internal(format!("sheet {} pins a missing rubric", sheet.id)))?;
+    for e in edits {
+        check_answer(&rubric, &e.criterion, &e.answer)
+            .map_err(|err| reject(RejectCode::Invalid, err.to_string()))?;
+    }
+    let seq = ctx.seq.take();
+    let device = ctx.actor.device_id;
+    let mut applied = Vec::new();
+    let mut criteria = Vec::new();
+    let mut conflicts = Vec::new();
+    for e in edits {
+        let current = sheet.answers.get(&e.criterion).map(|a| (a.rev, a.device_id));
+        if is_fresh(current, e.base_rev, device) {
+            sheet.answers.insert(
+                e.criterion.clone(),
+                AnswerState {
+                    answer: e.answer.clone(),
+                    rev: seq,
+                    device_id: device,
+                },
+            );
+            applied.push(e.criterion.clone());
+        } else {
+            let id = Uuid::now_v7();
+            sheet.conflicts.push(ConflictRecord {
+                id,
+                field: ConflictField::Answer {
+                    criterion: e.criterion.clone(),
+                    theirs: e.answer.clone(),
+                },
+                device_id: device,
+                mutation_id: ctx.mutation_id,
+                base_rev: e.base_rev,
+                current_rev: current.map_or(0, |c| c.0),
+                seq,
+                resolved: false,
+            });
+            criteria.push(e.criterion.clone());
+            conflicts.push(id);
+        }
+    }
+    save_sheet(ctx, &mut sheet, seq)?;
+    if conflicts.is_empty() {
+        Ok(Outcome::Applied {
+            seq,
+            sheet_id: Some(sheet.id),
+        })
+    } else {
+        Ok(Outcome::Conflict {
+            seq,
+            sheet_id: sheet.id,
+            conflicts,
+            criteria,
+            applied,
+        })
+    }
+}
+
+fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) -> OpResult<Outcome> {
+    let mut sheet = sheet_for_write(ctx, key)?;
+    let len = note.chars().count();
+    if len > ocop_shared::score::MAX_NOTE_CHARS * 4 {
+        return Err(reject(
+            RejectCode::Invalid,
+            format!(
+                "the sheet note is {len} characters; the limit is {}",
+                ocop_shared::score::MAX_NOTE_CHARS * 4
+            ),
+        ));
+    }
+    let seq = ctx.seq.take();
+    let device = ctx.actor.device_id;
+    // The note has no per-write device column; its last writer is found in the revisions.
+    let last_writer: Option<String> = if sheet.note_rev == 0 {
+        None
+    } else {
+        ctx.conn
+            .prepare_cached(
+                "SELECT device_id FROM sheet_revisions WHERE sheet_id = ?1 AND seq = ?2 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row(params![sheet.id.to_string(), sheet.note_rev as i64], |r| r.get(0))
+            .optional()?
+    };
+    let current = if sheet.note_rev == 0 {
+        None
+    } else {
+        Some((
+            sheet.note_rev,
+            last_writer.map(uuid_col).transpose()?.unwrap_or_default(),
+        ))
+    };
+    if is_fresh(current, base_rev, device) {
+        sheet.note = note.to_string();
+        sheet.note_rev = seq;
+        save_sheet(ctx, &mut sheet, seq)?;
+        Ok(Outcome::Applied {
+            seq,
+            sheet_id: Some(sheet.id),
+        })
+    } else {
+        let id = Uuid::now_v7();
+        sheet.conflicts.push(ConflictRecord {
+            id,
+            field: ConflictField::Note {
+                theirs: note.to_string(),
+            },
+            device_id: device,
+            mutation_id: ctx.mutation_id,
+            base_rev,
+            current_rev: sheet.note_rev,
+            seq,
+            resolved: false,
+        });
+        save_sheet(ctx, &mut sheet, seq)?;
+        Ok(Outcome::Conflict {
+            seq,
+            sheet_id: sheet.id,
+            conflicts: vec![id],
+            criteria: vec!["note".into()],
+            applied: vec![],
+        })
+    }
+}
+
+fn existing_sheet(ctx: &PushCtx<'_>, id: Uuid) -> OpResult<SheetState> {
+    load_sheet(ctx.conn, id)?
+        .ok_or_else(|| reject(RejectCode::NotFound, format!("sheet {id} is unknown")))
+}
+
+fn submit(ctx: &mut PushCtx<'_>, sheet_id: Uuid) -> OpResult<Outcome> {
+    let mut sheet = existing_sheet(ctx, sheet_id)?;
+    if sheet.owner_id != ctx.actor.user.id {
+        return Err(reject(
+            RejectCode::Forbidden,
+            "only the owner of a sheet can submit it",
+        ));
+    }
+    ensure_unlocked(ctx.conn, sheet.product_id)?;
+    if sheet.status == SheetStatus::Submitted {
+        return Ok(Outcome::Applied {
+            seq: sheet.revision,
+            sheet_id: Some(sheet.id),
+        });
+    }
+    let round = load_round(ctx.conn, sheet.round_id)?;
+    let rubric = ctx
+        .store
+        .published_rubric(ctx.conn, &sheet.rubric)?
+        .ok_or_else(|| Error::Internal(format!("sheet {} pins a missing rubric", sheet.id)))?;
+    let answers: BTreeMap<String, Answer> = sheet
+        .answers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.answer.clone()))
+        .collect();
+    let score = score_sheet(&rubric, &answers, round.level)
+        .map_err(|e| reject(RejectCode::Invalid, e.to_string()))?;
+    if !score.unanswered.is_empty() {
+        return Err(reject(
+            RejectCode::Invalid,
+            format!(
+                "{} criteria are unanswered: {}",
+                score.unanswered.len(),
+                score.unanswered.join(", ")
+            ),
+        ));
+    }
+    let seq = ctx.seq.take();
+    sheet.status = SheetStatus::Submitted;
+    save_sheet(ctx, &mut sheet, seq)?;
+    Ok(Outcome::Applied {
+        seq,
+        sheet_id: Some(sheet.id),
+    })
+}
+
+fn reopen(ctx: &mut PushCtx<'_>, sheet_id: Uuid, reason: &str) -> OpResult<Outcome> {
+    let mut sheet = existing_sheet(ctx, sheet_id)?;
+    require_chair(ctx.conn, ctx.actor, sheet.round_id, "reopen a sheet")?;
+    ensure_unlocked(ctx.conn, sheet.product_id)?;
+    if reason.trim().is_empty() {
+        return Err(reject(RejectCode::Invalid, "reopening needs a reason"));
+    }
+    if sheet.status != SheetStatus::Submitted {
+        return Err(reject(
+            RejectCode::Invalid,
+            format!("sheet {} is not submitted", sheet.id),
+        ));
+    }
+    let seq = ctx.seq.take();
+    sheet.status = SheetStatus::Reopened;
+    sheet.reopen_reason = Some(reason.trim().to_string());
+    save_sheet(ctx, &mut sheet, seq)?;
+    Ok(Outcome::Applied {
+        seq,
+        sheet_id: Some(sheet.id),
+    })
+}
+
+fn set_participation(
+    ctx: &mut PushCtx<'_>,
+    round_id: Uuid,
+    product_id: Uuid,
+    user_id: Uuid,
+    participation: Participation,
+    reason: &str,
+) -> OpResult<Outcome> {
+    let conn = ctx.conn;
+    let round = load_round(conn, round_id)?;
+    let product = load_product(conn, round.id, product_id)?;
+    if council_role(conn, round.id, user_id)?.is_none() {
+        return Err(reject(
+            RejectCode::NotFound,
+            format!("user {user_id} is not on the council of round {round_id}"),
+        ));
+    }
+    let me = ctx.actor.user.id;
+    let is_chair = council_role(conn, round.id, me)? == Some(CouncilRole::Chair);
+    let self_choice = me == user_id
+        && matches!(participation, Participation::Abstained | Participation::Present);
+    if !is_chair && !self_choice {
+        return Err(reject(
+            RejectCode::Forbidden,
+            "a member may only abstain or return themselves; the chair recuses members",
+        ));
+    }
+    ensure_unlocked(conn, product.id)?;
+    let seq = ctx.seq.take();
+    conn.prepare_cached(
+        "INSERT INTO participations (product_id, user_id, participation) VALUES (?1, ?2, ?3)
+         ON CONFLICT (product_id, user_id) DO UPDATE SET participation = excluded.participation",
+    )?
+    .execute(params![
+        product.id.to_string(),
+        user_id.to_string(),
+        enum_str(&participation)
+    ])?;
+    let info = ParticipationInfo {
+        round_id,
+        product_id,
+        user_id,
+        participation,
+        reason: reason.to_string(),
+    };
+    put_entity(conn, seq, &Entity::Participation(info), None)?;
+    Ok(Outcome::Applied {
+        seq,
+        sheet_id: None,
+    })
+}
+
+fn resolve_conflict(
+    ctx: &mut PushCtx<'_>,
+    sheet_id: Uuid,
+    conflict_id: Uuid,
+    answer: Option<&Answer>,
+    note: Option<&str>,
+    base_rev: u64,
+) -> OpResult<Outcome> {
+    let mut sheet = existing_sheet(ctx, sheet_id)?;
+    let me = ctx.actor.user.id;
+    if sheet.owner_id != me {
+        require_chair(ctx.conn, ctx.actor, sheet.round_id, "resolve a conflict on another member's sheet")?;
+    }
+    ensure_unlocked(ctx.conn, sheet.product_id)?;
+    let Some(idx) = sheet.conflicts.iter().position(|c| c.id == conflict_id) else {
+        return Err(reject(
+            RejectCode::NotFound,
+            format!("conflict {conflict_id} is not on sheet {}", sheet.id),
+        ));
+    };
+    if sheet.conflicts[idx].resolved {
+        return Err(reject(
+            RejectCode::Invalid,
+            format!("conflict {conflict_id} is already resolved"),
+        ));
+    }
+    let seq = ctx.seq.take();
+    let device = ctx.actor.device_id;
+    match sheet.conflicts[idx].field.clone() {
+        ConflictField::Answer { criterion, .. } => {
+            let Some(answer) = answer else {
+                return Err(reject(
+                    RejectCode::Invalid,
+                    "resolving an answer conflict needs the answer to keep",
+                ));
+            };
+            let rubric = ctx
+                .store
+                .published_rubric(ctx.conn, &sheet.rubric)?
+                .ok_or_else(|| Error::Internal("sheet pins a missing rubric".into()))?;
+            check_answer(&rubric, &criterion, answer)
+                .map_err(|e| reject(RejectCode::Invalid, e.to_string()))?;
+            let current = sheet.answers.get(&criterion).map_or(0, |a| a.rev);
+            if current != base_rev {
+                return Err(reject(
+                    RejectCode::Invalid,
+                    format!(
+                        "criterion {criterion} changed since (revision {current}, not {base_rev}); pull and resolve again"
+                    ),
+                ));
+            }
+            sheet.answers.insert(
+                criterion,
+                AnswerState {
+                    answer: answer.clone(),
+                    rev: seq,
+                    device_id: device,
+                },
+            );
+        }
+        ConflictField::Note { .. } => {
+            let Some(note) = note else {
+                return Err(reject(
+                    RejectCode::Invalid,
+                    "resolving a note conflict needs the note to keep",
+                ));
+            };
+            if sheet.note_rev != base_rev {
+                return Err(reject(
+                    RejectCode::Invalid,
+                    format!(
+                        "the note changed since (revision {}, not {base_rev}); pull and resolve again",
+                        sheet.note_rev
+                    ),
+                ));
+            }
+            sheet.note = note.to_string();
+            sheet.note_rev = seq;
+        }
+    }
+    sheet.conflicts[idx].resolved = true;
+    save_sheet(ctx, &mut sheet, seq)?;
+    Ok(Outcome::Applied {
+        seq,
+        sheet_id: Some(sheet.id),
+    })
+}
+
+/// The sheets of one product.
+fn product_sheets(conn: &Connection, product: Uuid) -> Result<Vec<SheetState>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT body FROM entities WHERE product_id = ?1 AND kind = 'sheet'")?;
+    let rows = stmt.query_map(params![product.to_string()], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(serde_json::from_str(&r?)?);
+    }
+    Ok(out)
+}
+
+fn roster_entries(conn: &Connection, round: Uuid) -> Result<Vec<RosterEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM entities WHERE round_id = ?1 AND kind = 'roster'",
+    )?;
+    let rows = stmt.query_map(params![round.to_string()], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(serde_json::from_str(&r?)?);
+    }
+    Ok(out)
+}
+
+fn finalize(
+    ctx: &mut PushCtx<'_>,
+    round_id: Uuid,
+    product_id: Uuid,
+    consensus_sheet: Option<Uuid>,
+    expected_mean: Option<ocop_shared::Centi>,
+    note: &str,
+) -> OpResult<Outcome> {
+    let conn = ctx.conn;
+    let round = load_round(conn, round_id)?;
+    require_chair(conn, ctx.actor, round.id, "finalize a product")?;
+    let product = load_product(conn, round.id, product_id)?;
+    ensure_unlocked(conn, product.id)?;
+    let rubric = ctx
+        .store
+        .published_rubric(conn, &product.rubric)?
+        .ok_or_else(|| {
+            reject(
+                RejectCode::NotFound,
+                format!("rubric {}@{} is not published", product.rubric.id, product.rubric.version),
+            )
+        })?;
+    let mut participation: HashMap<Uuid, Participation> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT user_id, participation FROM participations WHERE product_id = ?1",
+        )?;
+        let rows = stmt.query_map(params![product.id.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for r in rows {
+            let (u, p) = r?;
+            participation.insert(uuid_col(u)?, enum_from(&p)?);
+        }
+    }
+    let roster: Vec<Member> = roster_entries(conn, round.id)?
+        .into_iter()
+        .filter(|e| e.active)
+        .map(|e| Member {
+            user_id: e.user_id,
+            name: e.full_name,
+            role: e.role,
+            participation: participation.get(&e.user_id).copied().unwrap_or_default(),
+        })
+        .collect();
+    let sheets = product_sheets(conn, product.id)?;
+    let score_of = |s: &SheetState| {
+        let answers: BTreeMap<String, Answer> = s
+            .answers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.answer.clone()))
+            .collect();
+        score_sheet(&rubric, &answers, round.level)
+            .map_err(|e| reject(RejectCode::Invalid, format!("sheet {}: {e}", s.id)))
+    };
+    let mut scored = Vec::new();
+    for s in sheets.iter().filter(|s| s.status == SheetStatus::Submitted) {
+        scored.push((s.owner_id, score_of(s)?));
+    }
+    let consensus = match (round.council.mode, consensus_sheet) {
+        (CouncilMode::Consensus, None) => {
+            return Err(reject(
+                RejectCode::Invalid,
+                "this council scores by consensus: name the agreed sheet",
+            ));
+        }
+        (CouncilMode::Consensus, Some(id)) => {
+            let id = resolve_sheet_id(conn, id)?;
+            let s = sheets
+                .iter()
+                .find(|s| s.id == id)
+                .ok_or_else(|| reject(RejectCode::NotFound, format!("sheet {id} is not a sheet of this product")))?;
+            Some(score_of(s)?)
+        }
+        (CouncilMode::Individual, _) => None,
+    };
+    let member_sheets: Vec<MemberSheet<'_>> = scored
+        .iter()
+        .map(|(u, s)| MemberSheet {
+            user_id: *u,
+            score: s,
+        })
+        .collect();
+    let result = council::aggregate(&CouncilInput {
+        rubric: &rubric,
+        level: round.level,
+        config: &round.council,
+        roster: &roster,
+        sheets: &member_sheets,
+        consensus: consensus.as_ref(),
+    });
+    if !result.quorum.met {
+        return Err(reject(
+            RejectCode::Invalid,
+            format!(
+                "quorum not met: {} of {} eligible members present, {} required{}",
+                result.quorum.present,
+                result.quorum.eligible,
+                result.quorum.required,
+                if result.quorum.chair_present { "" } else { ", chair absent" }
+            ),
+        ));
+    }
+    if !result.can_finalize {
+        return Err(reject(RejectCode::Invalid, "the council result cannot be finalized yet"));
+    }
+    if let Some(expected) = expected_mean {
+        if result.mean_total != Some(expected) {
+            return Err(reject(
+                RejectCode::Invalid,
+                format!(
+                    "the server's mean {} differs from the expected mean {expected}",
+                    result.mean_total.map_or("(none)".to_string(), |m| m.to_string())
+                ),
+            ));
+        }
+    }
+    let seq = ctx.seq.take();
+    let decision = DecisionInfo {
+        round_id: round.id,
+        product_id: product.id,
+        finalized: true,
+        released: false,
+        result: Some(result),
+        note: note.to_string(),
+        decided_by: ctx.actor.user.id,
+    };
+    put_entity(conn, seq, &Entity::Decision(Box::new(decision)), None)?;
+    Ok(Outcome::Applied {
+        seq,
+        sheet_id: None,
+    })
+}
+
+fn release(ctx: &mut PushCtx<'_>, round_id: Uuid, product_id: Uuid) -> OpResult<Outcome> {
+    let conn = ctx.conn;
+    let round = load_round(conn, round_id)?;
+    require_chair(conn, ctx.actor, round.id, "release results")?;
+    let product = load_product(conn, round.id, product_id)?;
+    let Some(mut decision) = decision_of(conn, product.id)?.filter(|d| d.finalized) else {
+        return Err(reject(
+            RejectCode::Invalid,
+            format!("finalize product {} before releasing it", product.id),
+        ));
+    };
+    let seq = ctx.seq.take();
+    decision.released = true;
+    put_entity(conn, seq, &Entity::Decision(Box::new(decision)), None)?;
+    // Members may now read every sheet of the product: bring them past their cursors.
+    conn.prepare_cached("UPDATE entities SET seq = ?1 WHERE product_id = ?2 AND kind = 'sheet'")?
+        .execute(params![seq as i64, product.id.to_string()])?;
+    Ok(Outcome::Applied {
+        seq,
+        sheet_id: None,
+    })
+}
+
+// ------------------------------------------------------------------ pull visibility
+
+/// What one caller may see.
+struct Visibility {
+    admin: bool,
+    me: Uuid,
+    rounds: HashMap<Uuid, CouncilRole>,
+    released: HashSet<Uuid>,
+    users: HashSet<Uuid>,
+}
+
+
+impl Visibility {
+    fn load(conn: &Connection, actor: &Principal) -> Result<Visibility> {
+        let me = actor.user.id;
+        let mut v = Visibility {
+            admin: actor.is_admin(),
+            me,
+            rounds: HashMap::new(),
+            released: HashSet::new(),
+            users: HashSet::from([me]),
+        };
+        if v.admin {
+            return Ok(v);
+        }
+        let mut stmt = conn
+            .prepare_cached("SELECT round_id, role FROM roster WHERE user_id = ?1 AND active = 1")?;
+        let rows = stmt.query_map(params![me.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for r in rows {
+            let (round, role) = r?;
+            v.rounds.insert(uuid_col(round)?, enum_from(&role)?);
+        }
+        for round in v.rounds.keys() {
+            let mut stmt = conn.prepare_cached("SELECT user_id FROM roster WHERE round_id = ?1")?;
+            let rows = stmt.query_map(params![round.to_string()], |r| r.get::<_, String>(0))?;
+            for r in rows {
+                v.users.insert(uuid_col(r?)?);
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT body FROM entities WHERE round_id = ?1 AND kind = 'decision'",
+            )?;
+            let rows = stmt.query_map(params![round.to_string()], |r| r.get::<_, String>(0))?;
+            for r in rows {
+                let d: DecisionInfo = serde_json::from_str(&r?)?;
+                if d.released {
+                    v.released.insert(d.product_id);
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// How a sheet reads for this caller.
+    fn sheet(&self, round: Uuid, product: Uuid, owner: Uuid) -> SheetView {
+        if self.admin || owner == self.me {
+            return SheetView::Full;
+        }
+        match self.rounds.get(&round) {
+            None => SheetView::Hidden,
+            Some(CouncilRole::Chair) => SheetView::Full,
+            Some(CouncilRole::Secretary) => SheetView::Progress,
+            Some(CouncilRole::ViceChair | CouncilRole::Member) => {
+                if self.released.contains(&product) {
+                    SheetView::Full
+                } else {
+                    SheetView::Hidden
+                }
+            }
+        }
+    }
+
+    fn decision(&self, round: Uuid, product: Uuid) -> bool {
+        if self.admin {
+            return true;
+        }
+        match self.rounds.get(&round) {
+            None => false,
+            Some(CouncilRole::Chair | CouncilRole::Secretary) => true,
+            Some(_) => self.released.contains(&product),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SheetView {
+    Full,
+    /// Status only: answers, note and conflicts removed (the secretary).
+    Progress,
+    Hidden,
+}
+
+/// Removes what the secretary must not read.
+pub(crate) fn redact(sheet: &mut SheetState) {
+    sheet.answers.clear();
+    sheet.note.clear();
+    sheet.conflicts.clear();
+    sheet.reopen_reason = None;
+}
+
+fn opt_uuid(s: Option<String>) -> Result<Option<Uuid>> {
+    s.map(uuid_col).transpose()
+}
+
+// ------------------------------------------------------------------ the Store impl
+
+impl Store for SqliteStore {
+    fn ensure_admin(&self, password: Option<&str>) -> Result<Option<String>> {
+        self.write_tx(|tx| {
+            let admins: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM users WHERE role = 'admin'",
+                [],
+                |r| r.get(0),
+            )?;
+            if admins > 0 {
+                return Ok(None);
+            }
+            let (pw, generated) = match password {
+                Some(p) => (p.to_string(), false),
+                None => (generate_password(), true),
+            };
+            let user = UserInfo {
+                id: Uuid::now_v7(),
+                username: "admin".into(),
+                full_name: "Quản trị viên".into(),
+                role: AccountRole::Admin,
+            };
+            insert_user(tx, &user, Some(&pw))?;
+            let seq = next_seq(tx)?;
+            put_entity(tx, seq, &Entity::User(user.clone()), None)?;
+            audit(tx, &Principal::system(), "create_admin", serde_json::json!({"user_id": user.id}), Some(seq))?;
+            Ok(generated.then_some(pw))
+        })
+    }
+
+    fn install_bundled_rubrics(&self) -> Result<()> {
+        for rubric in ocop_shared::bundled::scoreable() {
+            let text = serde_json::to_string(&rubric)?;
+            let exists: bool = lock(&self.reader).query_row(
+                "SELECT EXISTS (SELECT 1 FROM rubrics WHERE id = ?1 AND version = ?2)",
+                params![rubric.id, rubric.version],
+                |r| r.get(0),
+            )?;
+            if !exists {
+                let sys = Principal::system();
+                self.import_rubric(&sys, &text)?;
+                self.publish_rubric(&sys, &rubric.id, rubric.version)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn server_seq(&self) -> Result<u64> {
+        current_seq(&lock(&self.reader))
+    }
+
+    fn authenticate(&self, token: &str) -> Result<Option<Principal>> {
+        let hash = sha256_hex(token.as_bytes());
+        let conn = lock(&self.reader);
+        let row: Option<(String, String, String, String, String)> = conn
+            .prepare_cached(
+                "SELECT d.id, u.id, u.username, u.full_name, u.role FROM devices d
+                 JOIN users u ON u.id = d.user_id
+                 WHERE d.token_hash = ?1 AND d.revoked_at IS NULL",
+            )?
+            .query_row(params![hash], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()?;
+        let Some((device, id, username, full_name, role)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Principal {
+            user: UserInfo {
+                id: uuid_col(id)?,
+                username,
+                full_name,
+                role: enum_from(&role)?,
+            },
+            device_id: uuid_col(device)?,
+        }))
+    }
+
+    fn login(&self, req: &LoginRequest) -> Result<TokenResponse> {
+        let row: Option<(String, Option<String>)> = lock(&self.reader)
+            .query_row(
+                "SELECT id, password_hash FROM users WHERE username = ?1",
+                params![req.username.trim()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let wrong = || Error::Unauthorized("wrong username or password".into());
+        let (id, hash) = row.ok_or_else(wrong)?;
+        let hash = hash.ok_or_else(wrong)?;
+        if !verify_password(&req.password, &hash) {
+            return Err(wrong());
+        }
+        let id = uuid_col(id)?;
+        self.write_tx(|tx| {
+            let user = user_by_id(tx, id)?.ok_or_else(wrong)?;
+            let t = create_device(tx, &user, &req.device_name)?;
+            let actor = Principal {
+                user: user.clone(),
+                device_id: t.device_id,
+            };
+            audit(tx, &actor, "login", serde_json::json!({"device_name": req.device_name}), None)?;
+            Ok(t)
+        })
+    }
+
+    fn enrol(&self, req: &EnrolRequest) -> Result<TokenResponse> {
+        let code = normalize_code(&req.code);
+        let now_secs = chrono::Utc::now().timestamp();
+        self.write_tx(|tx| {
+            let user: Option<String> = tx
+                .query_row(
+                    "UPDATE enrolment_codes SET used_at = ?1
+                     WHERE code = ?2 AND used_at IS NULL AND expires_at > ?3 RETURNING user_id",
+                    params![now(), code, now_secs],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(user) = user else {
+                return Err(Error::Unauthorized(
+                    "this enrolment code is unknown, already used or expired; ask the OCOP office for a new one".into(),
+                ));
+            };
+            let user = user_by_id(tx, uuid_col(user)?)?
+                .ok_or_else(|| Error::Internal("enrolment code of a missing user".into()))?;
+            let t = create_device(tx, &user, &req.device_name)?;
+            let actor = Principal {
+                user: user.clone(),
+                device_id: t.device_id,
+            };
+            audit(tx, &actor, "enrol", serde_json::json!({"device_name": req.device_name}), None)?;
+            Ok(t)
+        })
+    }
+
+    fn create_user(&self, actor: &Principal, req: &CreateUserRequest) -> Result<UserInfo> {
+        require_admin(actor)?;
+        let username = req.username.trim().to_lowercase();
+        if username.is_empty()
+            || !username
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        {
+            return Err(Error::invalid(
+                "a username is lowercase ascii letters, digits, dots, dashes or underscores",
+            ));
+        }
+        if req.full_name.trim().is_empty() {
+            return Err(Error::invalid("full_name must not be empty"));
+        }
+        let password_hash = req.password.as_deref().map(hash_password).transpose()?;
+        self.write_tx(|tx| {
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE username = ?1)",
+                params![username],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(Error::conflict(format!("username {username} is already taken")));
+            }
+            let user = UserInfo {
+                id: Uuid::now_v7(),
+                username: username.clone(),
+                full_name: req.full_name.trim().to_string(),
+                role: req.role,
+            };
+            tx.execute(
+                "INSERT INTO users (id, username, full_name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![user.id.to_string(), user.username, user.full_name, enum_str(&user.role), password_hash, now()],
+            )?;
+            let seq = next_seq(tx)?;
+            put_entity(tx, seq, &Entity::User(user.clone()), None)?;
+            audit(tx, actor, "create_user", serde_json::json!({"user_id": user.id, "username": user.username}), Some(seq))?;
+            Ok(user)
+        })
+    }
+
+    fn list_users(&self, actor: &Principal) -> Result<Vec<UserInfo>> {
+        require_admin(actor)?;
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare("SELECT body FROM entities WHERE kind = 'user' ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(serde_json::from_str(&r?)?);
+        }
+        Ok(out)
+    }
+
+    fn user_by_username(&self, username: &str) -> Result<Option<UserInfo>> {
+        let conn = lock(&self.reader);
+        let id: Option<String> = conn
+            .query_row(
+                "SELECT id FROM users WHERE username = ?1",
+                params![username],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match id {
+            Some(id) => user_by_id(&conn, uuid_col(id)?),
+            None => Ok(None),
+        }
+    }
+
+    fn issue_enrolment_code(
+        &self,
+        actor: &Principal,
+        req: &EnrolmentCodeRequest,
+        server_url: &str,
+    ) -> Result<EnrolmentCodeResponse> {
+        require_admin(actor)?;
+        let ttl = i64::from(req.ttl_minutes.unwrap_or(1440));
+        let expires = chrono::Utc::now() + chrono::Duration::minutes(ttl);
+        self.write_tx(|tx| {
+            if user_by_id(tx, req.user_id)?.is_none() {
+                return Err(Error::NotFound(format!("user {} is unknown", req.user_id)));
+            }
+            let code = generate_code();
+            tx.execute(
+                "INSERT INTO enrolment_codes (code, user_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![normalize_code(&code), req.user_id.to_string(), expires.timestamp(), now()],
+            )?;
+            audit(tx, actor, "issue_enrolment_code", serde_json::json!({"user_id": req.user_id, "expires_at": expires.to_rfc3339()}), None)?;
+            Ok(EnrolmentCodeResponse {
+                qr_payload: format!("ocop-enrol:1?server={server_url}&code={code}"),
+                code,
+                expires_at: expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            })
+        })
+    }
+
+    fn list_devices(&self, actor: &Principal) -> Result<Vec<DeviceInfo>> {
+        require_admin(actor)?;
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare(
+            "SELECT d.id, d.user_id, u.username, d.name, d.created_at, d.revoked_at
+             FROM devices d JOIN users u ON u.id = d.user_id ORDER BY d.created_at",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, user_id, username, name, created_at, revoked_at) = r?;
+            out.push(DeviceInfo {
+                id: uuid_col(id)?,
+                user_id: uuid_col(user_id)?,
+                username,
+                name,
+                created_at,
+                revoked_at,
+            });
+        }
+        Ok(out)
+    }
+
+    fn revoke_device(&self, actor: &Principal, device_id: Uuid) -> Result<()> {
+        require_admin(actor)?;
+        self.write_tx(|tx| {
+            let n = tx.execute(
+                "UPDATE devices SET revoked_at = COALESCE(revoked_at, ?1) WHERE id = ?2",
+                params![now(), device_id.to_string()],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("device {device_id} is unknown")));
+            }
+            audit(tx, actor, "revoke_device", serde_json::json!({"device_id": device_id}), None)?;
+            Ok(())
+        })
+    }
+
+    fn import_rubric(&self, actor: &Principal, text: &str) -> Result<RubricImportResponse> {
+        require_admin(actor)?;
+        let loaded = load_rubric(text).map_err(|e| Error::Invalid {
+            message: format!("the rubric is invalid: {}", e.messages().join("; ")),
+            details: Some(serde_json::json!({ "issues": e.messages() })),
+        })?;
+        let rubric = loaded.rubric;
+        if rubric.template {
+            return Err(Error::invalid(
+                "a template has no criteria to score; complete it before importing",
+            ));
+        }
+        let body = serde_json::to_string(&rubric)?;
+        let hash = sha256_hex(body.as_bytes());
+        let warnings: Vec<_> = loaded
+            .warnings
+            .into_iter()
+            .filter(|w| w.severity == Severity::Warning)
+            .collect();
+        self.write_tx(|tx| {
+            let existing: Option<(String, bool)> = tx
+                .query_row(
+                    "SELECT body_hash, published FROM rubrics WHERE id = ?1 AND version = ?2",
+                    params![rubric.id, rubric.version],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let published = match existing {
+                Some((h, true)) if h != hash => {
+                    return Err(Error::conflict(format!(
+                        "rubric {}@{} is published and immutable; import the change as version {}",
+                        rubric.id,
+                        rubric.version,
+                        rubric.version + 1
+                    )));
+                }
+                Some((_, true)) => true,
+                Some((_, false)) => {
+                    tx.execute(
+                        "UPDATE rubrics SET body = ?1, body_hash = ?2 WHERE id = ?3 AND version = ?4",
+                        params![body, hash, rubric.id, rubric.version],
+                    )?;
+                    false
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO rubrics (id, version, body, body_hash) VALUES (?1, ?2, ?3, ?4)",
+                        params![rubric.id, rubric.version, body, hash],
+                    )?;
+                    false
+                }
+            };
+            audit(tx, actor, "import_rubric", serde_json::json!({"id": rubric.id, "version": rubric.version}), None)?;
+            Ok(RubricImportResponse {
+                rubric: rubric.reference(),
+                published,
+                warnings,
+            })
+        })
+    }
+
+    fn publish_rubric(
+        &self,
+        actor: &Principal,
+        id: &str,
+        version: u32,
+    ) -> Result<RubricImportResponse> {
+        require_admin(actor)?;
+        self.write_tx(|tx| {
+            let body: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM rubrics WHERE id = ?1 AND version = ?2",
+                    params![id, version],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(body) = body else {
+                return Err(Error::NotFound(format!("rubric {id}@{version} is unknown; import it first")));
+            };
+            let rubric: Rubric = serde_json::from_str(&body)?;
+            let n = tx.execute(
+                "UPDATE rubrics SET published = 1 WHERE id = ?1 AND version = ?2 AND published = 0",
+                params![id, version],
+            )?;
+            if n == 1 {
+                let seq = next_seq(tx)?;
+                put_entity(tx, seq, &Entity::Rubric(Box::new(rubric.clone())), None)?;
+                audit(tx, actor, "publish_rubric", serde_json::json!({"id": id, "version": version}), Some(seq))?;
+            }
+            Ok(RubricImportResponse {
+                rubric: rubric.reference(),
+                published: true,
+                warnings: vec![],
+            })
+        })
+    }
+
+    fn list_rubrics(&self, actor: &Principal) -> Result<Vec<RubricSummary>> {
+        require_admin(actor)?;
+        let conn = lock(&self.reader);
+        let mut stmt =
+            conn.prepare("SELECT body, published FROM rubrics ORDER BY id, version")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (body, published) = r?;
+            let rubric: Rubric = serde_json::from_str(&body)?;
+            out.push(RubricSummary {
+                id: rubric.id,
+                version: rubric.version,
+                title_vi: rubric.title_vi,
+                published,
+            });
+        }
+        Ok(out)
+    }
+
+    fn create_round(&self, actor: &Principal, req: &CreateRoundRequest) -> Result<RoundInfo> {
+        require_admin(actor)?;
+        for (name, d) in [("starts_on", &req.starts_on), ("ends_on", &req.ends_on)] {
+            if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
+                return Err(Error::invalid(format!("{name} must be a date like 2026-11-28, not {d:?}")));
+            }
+        }
+        if req.ends_on < req.starts_on {
+            return Err(Error::invalid("ends_on is before starts_on"));
+        }
+        if req.name.trim().is_empty() {
+            return Err(Error::invalid("name must not be empty"));
+        }
+        let c = &req.council;
+        if c.quorum_denominator == 0 || c.quorum_numerator > c.quorum_denominator {
+            return Err(Error::invalid("quorum must be a fraction between 0 and 1"));
+        }
+        self.write_tx(|tx| {
+            let round = RoundInfo {
+                id: Uuid::now_v7(),
+                name: req.name.trim().to_string(),
+                level: req.level,
+                province: req.province.clone(),
+                starts_on: req.starts_on.clone(),
+                ends_on: req.ends_on.clone(),
+                status: RoundStatus::Open,
+                council: req.council.clone(),
+            };
+            tx.execute("INSERT INTO rounds (id) VALUES (?1)", params![round.id.to_string()])?;
+            let seq = next_seq(tx)?;
+            put_entity(tx, seq, &Entity::Round(round.clone()), None)?;
+            audit(tx, actor, "create_round", serde_json::json!({"round_id": round.id, "name": round.name}), Some(seq))?;
+            Ok(round)
+        })
+    }
+
+    fn list_rounds(&self, actor: &Principal) -> Result<Vec<RoundInfo>> {
+        require_admin(actor)?;
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare("SELECT body FROM entities WHERE kind = 'round' ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(serde_json::from_str(&r?)?);
+        }
+        Ok(out)
+    }
+
+    fn set_roster(
+        &self,
+        actor: &Principal,
+        round_id: Uuid,
+        req: &SetRosterRequest,
+    ) -> Result<Vec<RosterEntry>> {
+        require_admin(actor)?;
+        let chairs = req.members.iter().filter(|m| m.role == CouncilRole::Chair).count();
+        if chairs > 1 {
+            return Err(Error::invalid("a council has at most one chair"));
+        }
+        let mut seen = HashSet::new();
+        for m in &req.members {
+            if !seen.insert(m.user_id) {
+                return Err(Error::invalid(format!("user {} is listed twice", m.user_id)));
+            }
+        }
+        self.write_tx(|tx| {
+            let round: RoundInfo = get_entity(tx, "round", &round_id.to_string())?
+                .ok_or_else(|| Error::NotFound(format!("round {round_id} is unknown")))?;
+            let seq = next_seq(tx)?;
+            // Everyone currently on the roster becomes inactive unless listed again.
+            let mut entries: BTreeMap<Uuid, RosterEntry> = roster_entries(tx, round.id)?
+                .into_iter()
+                .map(|mut e| {
+                    e.active = false;
+                    (e.user_id, e)
+                })
+                .collect();
+            for m in &req.members {
+                let user = user_by_id(tx, m.user_id)?
+                    .ok_or_else(|| Error::NotFound(format!("user {} is unknown", m.user_id)))?;
+                if user.role != AccountRole::Assessor {
+                    return Err(Error::invalid(format!("{} is not an assessor account", user.username)));
+                }
+                entries.insert(
+                    user.id,
+                    RosterEntry {
+                        round_id: round.id,
+                        user_id: user.id,
+                        full_name: user.full_name.clone(),
+                        role: m.role,
+                        active: true,
+                    },
+                );
+            }
+            for e in entries.values() {
+                tx.execute(
+                    "INSERT INTO roster (round_id, user_id, role, active) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (round_id, user_id) DO UPDATE SET role = excluded.role, active = excluded.active",
+                    params![round.id.to_string(), e.user_id.to_string(), enum_str(&e.role), e.active],
+                )?;
+                put_entity(tx, seq, &Entity::Roster(e.clone()), None)?;
+                // New members need the users of their round, so restamp them.
+                tx.execute(
+                    "UPDATE entities SET seq = ?1 WHERE kind = 'user' AND id = ?2",
+                    params![seq as i64, e.user_id.to_string()],
+                )?;
+            }
+            // ... and the round's reference data and decisions (visibility changed).
+            tx.execute(
+                "UPDATE entities SET seq = ?1 WHERE round_id = ?2 AND kind IN ('round', 'product', 'participation', 'decision')",
+                params![seq as i64, round.id.to_string()],
+            )?;
+            audit(tx, actor, "set_roster", serde_json::json!({"round_id": round.id, "members": req.members.len()}), Some(seq))?;
+            Ok(entries.into_values().collect())
+        })
+    }
+
+    fn create_product(&self, actor: &Principal, req: &CreateProductRequest) -> Result<ProductInfo> {
+        require_admin(actor)?;
+        if req.name.trim().is_empty() || req.code.trim().is_empty() {
+            return Err(Error::invalid("a product needs a code and a name"));
+        }
+        self.write_tx(|tx| {
+            if get_entity::<RoundInfo>(tx, "round", &req.round_id.to_string())?.is_none() {
+                return Err(Error::NotFound(format!("round {} is unknown", req.round_id)));
+            }
+            if self.published_rubric(tx, &req.rubric)?.is_none() {
+                return Err(Error::invalid(format!(
+                    "rubric {}@{} is unknown or not published",
+                    req.rubric.id, req.rubric.version
+                )));
+            }
+            let p = ProductInfo {
+                id: Uuid::now_v7(),
+                round_id: req.round_id,
+                code: req.code.trim().to_string(),
+                name: req.name.trim().to_string(),
+                producer: req.producer.clone(),
+                commune: req.commune.clone(),
+                district: req.district.clone(),
+                province: req.province.clone(),
+                group: req.group.clone(),
+                subgroup: req.subgroup.clone(),
+                rubric: req.rubric.clone(),
+            };
+            tx.execute(
+                "INSERT INTO products (id, round_id) VALUES (?1, ?2)",
+                params![p.id.to_string(), p.round_id.to_string()],
+            )?;
+            let seq = next_seq(tx)?;
+            put_entity(tx, seq, &Entity::Product(p.clone()), None)?;
+            audit(tx, actor, "create_product", serde_json::json!({"product_id": p.id, "name": p.name}), Some(seq))?;
+            Ok(p)
+        })
+    }
+
+    fn quarantine(&self, actor: &Principal) -> Result<Vec<QuarantineEntry>> {
+        require_admin(actor)?;
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare(
+            "SELECT id, at, user_id, device_id, mutation_id, mutation, code, reason FROM quarantine ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, at, user, device, mid, mutation, code, reason) = r?;
+            out.push(QuarantineEntry {
+                id,
+                at,
+                user_id: uuid_col(user)?,
+                device_id: uuid_col(device)?,
+                mutation_id: mid as u64,
+                mutation: serde_json::from_str(&mutation)?,
+                code: enum_from(&code)?,
+                reason,
+            });
+        }
+        Ok(out)
+    }
+
+    fn audit(&self, actor: &Principal, limit: usize) -> Result<Vec<AuditEntry>> {
+        require_admin(actor)?;
+        let conn = lock(&self.reader);
+        let mut stmt = conn.prepare(
+            "SELECT id, at, user_id, device_id, action, detail, seq FROM audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, at, user, device, action, detail, seq) = r?;
+            out.push(AuditEntry {
+                id,
+                at,
+                user_id: uuid_col(user)?,
+                device_id: uuid_col(device)?,
+                action,
+                detail: serde_json::from_str(&detail)?,
+                seq: seq.map(|s| s as u64),
+            });
+        }
+        Ok(out)
+    }
+
+    fn export_round(&self, actor: &Principal, round_id: Uuid) -> Result<serde_json::Value> {
+        require_admin(actor)?;
+        let conn = lock(&self.reader);
+        let round: RoundInfo = get_entity(&conn, "round", &round_id.to_string())?
+            .ok_or_else(|| Error::NotFound(format!("round {round_id} is unknown")))?;
+        let mut by_kind: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+        let mut stmt = conn.prepare(
+            "SELECT kind, body FROM entities WHERE round_id = ?1 AND kind IN ('roster', 'product', 'participation', 'sheet', 'decision') ORDER BY kind, id",
+        )?;
+        let rows = stmt.query_map(params![round_id.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for r in rows {
+            let (kind, body) = r?;
+            by_kind.entry(kind).or_default().push(serde_json::from_str(&body)?);
+        }
+        let mut take = |k: &str| by_kind.remove(k).unwrap_or_default();
+        Ok(serde_json::json!({
+            "protocol": PROTOCOL_VERSION,
+            "exported_at": now(),
+            "round": round,
+            "roster": take("roster"),
+            "products": take("product"),
+            "participations": take("participation"),
+            "decisions": take("decision"),
+            "sheets": take("sheet"),
+        }))
+    }
+
+    fn push(&self, actor: &Principal, req: &PushRequest) -> Result<PushResponse> {
+        if req.protocol != PROTOCOL_VERSION {
+            return Err(Error::BadRequest(format!(
+                "protocol {} is not supported; this server speaks protocol {PROTOCOL_VERSION}",
+                req.protocol
+            )));
+        }
+        if req.mutations.len() > MAX_BATCH_MUTATIONS {
+            return Err(Error::TooLarge(format!(
+                "{} mutations in one push; the limit is {MAX_BATCH_MUTATIONS}",
+                req.mutations.len()
+            )));
+        }
+        let mut conn = lock(&self.writer);
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut seq = SeqAlloc {
+            next: current_seq(&tx)? + 1,
+            used: false,
+        };
+        let device = actor.device_id.to_string();
+        let at = now();
+        let mut results = Vec::with_capacity(req.mutations.len());
+        for m in &req.mutations {
+            let body = serde_json::to_string(m)?;
+            let hash = sha256_hex(body.as_bytes());
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at)
+                     VALUES (?1, ?2, ?3, '', ?4) ON CONFLICT (device_id, mutation_id) DO NOTHING",
+                )?
+                .execute(params![device, m.id as i64, hash, at])?;
+            if inserted == 0 {
+                let (old_hash, old_outcome): (String, String) = tx
+                    .prepare_cached(
+                        "SELECT body_hash, outcome FROM applied_mutations WHERE device_id = ?1 AND mutation_id = ?2",
+                    )?
+                    .query_row(params![device, m.id as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let outcome = if old_hash == hash {
+                    let original: Outcome = serde_json::from_str(&old_outcome)?;
+                    Outcome::Duplicate {
+                        original: Box::new(original.original().clone()),
+                    }
+                } else {
+                    let reason = format!(
+                        "mutation id {} was already used by this device for a different change",
+                        m.id
+                    );
+                    quarantine_row(&tx, actor, m, &body, RejectCode::IdReused, &reason)?;
+                    Outcome::Rejected {
+                        code: RejectCode::IdReused,
+                        reason,
+                    }
+                };
+                results.push(MutationResult { id: m.id, outcome });
+                continue;
+            }
+            // Each mutation runs in a savepoint: a rejection undoes its partial writes only.
+            let applied = {
+                let sp = tx.savepoint()?;
+                let mut ctx = PushCtx {
+                    conn: &sp,
+                    actor,
+                    seq: &mut seq,
+                    mutation_id: m.id,
+                    store: self,
+                };
+                match self.apply_mutation(&mut ctx, m) {
+                    Ok(o) => {
+                        sp.commit()?;
+                        Ok(o)
+                    }
+                    // dropping the savepoint rolls it back
+                    Err(e) => Err(e),
+                }
+            };
+            let outcome = match applied {
+                Ok(o) => o,
+                Err(OpError::Reject(code, reason)) => {
+                    quarantine_row(&tx, actor, m, &body, code, &reason)?;
+                    Outcome::Rejected { code, reason }
+                }
+                Err(OpError::Store(e)) => return Err(e),
+            };
+            tx.prepare_cached(
+                "UPDATE applied_mutations SET outcome = ?1 WHERE device_id = ?2 AND mutation_id = ?3",
+            )?
+            .execute(params![serde_json::to_string(&outcome)?, device, m.id as i64])?;
+            let (status, oseq) = match &outcome {
+                Outcome::Applied { seq, .. } | Outcome::Conflict { seq, .. } => ("applied", Some(*seq)),
+                Outcome::Rejected { .. } => ("rejected", None),
+                Outcome::Duplicate { .. } => ("duplicate", None),
+            };
+            audit(
+                &tx,
+                actor,
+                &format!("push:{}", op_name(&m.op)),
+                serde_json::json!({"mutation_id": m.id, "status": status, "outcome": outcome}),
+                oseq,
+            )?;
+            results.push(MutationResult {
+                id: m.id,
+                outcome,
+            });
+        }
+        if seq.used {
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'seq'",
+                params![seq.next as i64],
+            )?;
+        }
+        let missing_attachments = missing_attachments(&tx, actor.user.id)?;
+        let server_seq = current_seq(&tx)?;
+        tx.commit()?;
+        Ok(PushResponse {
+            results,
+            missing_attachments,
+            server_seq,
+        })
+    }
+
+    fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse> {
+        let limit = limit.clamp(1, 10_000);
+        let mut conn = lock(&self.reader);
+        let tx = conn.transaction()?;
+        let vis = Visibility::load(&tx, actor)?;
+        let server_seq = current_seq(&tx)?;
+        let mut changes = Vec::new();
+        let mut last_seq = None;
+        let mut has_more = false;
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT seq, kind, round_id, product_id, owner_id, body FROM entities WHERE seq > ?1 ORDER BY seq",
+            )?;
+            let mut rows = stmt.query(params![cursor as i64])?;
+            while let Some(row) = rows.next()? {
+                let seq = row.get::<_, i64>(0)? as u64;
+                if changes.len() >= limit && last_seq != Some(seq) {
+                    has_more = true;
+                    break;
+                }
+                let kind: String = row.get(1)?;
+                let round = opt_uuid(row.get(2)?)?;
+                let product = opt_uuid(row.get(3)?)?;
+                let owner = opt_uuid(row.get(4)?)?;
+                let body: String = row.get(5)?;
+                let entity = match kind.as_str() {
+                    "user" => {
+                        if vis.admin || owner.is_some_and(|o| vis.users.contains(&o)) {
+                            Some(Entity::User(serde_json::from_str(&body)?))
+                        } else {
+                            None
+                        }
+                    }
+                    "rubric" => Some(Entity::Rubric(serde_json::from_str(&body)?)),
+                    "round" | "roster" | "product" | "participation" => {
+                        if vis.admin || round.is_some_and(|r| vis.rounds.contains_key(&r)) {
+                            Some(match kind.as_str() {
+                                "round" => Entity::Round(serde_json::from_str(&body)?),
+                                "roster" => Entity::Roster(serde_json::from_str(&body)?),
+                                "product" => Entity::Product(serde_json::from_str(&body)?),
+                                _ => Entity::Participation(serde_json::from_str(&body)?),
+                            })
+                        } else {
+                            None
+                        }
+                    }
+                    "sheet" => {
+                        let (Some(r), Some(p), Some(o)) = (round, product, owner) else {
+                            return Err(Error::Internal("sheet row without scope".into()));
+                        };
+                        match vis.sheet(r, p, o) {
+                            SheetView::Hidden => None,
+                            SheetView::Full => Some(Entity::Sheet(serde_json::from_str(&body)?)),
+                            SheetView::Progress => {
+                                let mut s: Box<SheetState> = serde_json::from_str(&body)?;
+                                redact(&mut s);
+                                Some(Entity::Sheet(s))
+                            }
+                        }
+                    }
+                    "decision" => {
+                        let (Some(r), Some(p)) = (round, product) else {
+                            return Err(Error::Internal("decision row without scope".into()));
+                        };
+                        if vis.decision(r, p) {
+                            Some(Entity::Decision(serde_json::from_str(&body)?))
+                        } else {
+                            None
+                        }
+                    }
+                    "attachment" => {
+                        if vis.admin || owner == Some(vis.me) {
+                            Some(Entity::Attachment(serde_json::from_str(&body)?))
+                        } else {
+                            None
+                        }
+                    }
+                    other => return Err(Error::Internal(format!("unknown entity kind {other}"))),
+                };
+                if let Some(entity) = entity {
+                    changes.push(Change { seq, entity });
+                    last_seq = Some(seq);
+                }
+            }
+        }
+        let next_cursor = if has_more {
+            last_seq.unwrap_or(cursor)
+        } else {
+            server_seq.max(cursor)
+        };
+        Ok(PullResponse {
+            changes,
+            next_cursor,
+            has_more,
+        })
+    }
+
+    fn attachment(&self, sha256: &str) -> Result<Option<AttachmentMeta>> {
+        let conn = lock(&self.reader);
+        Ok(conn
+            .query_row(
+                "SELECT sha256, size, content_type, received FROM attachments WHERE sha256 = ?1",
+                params![sha256],
+                |r| {
+                    Ok(AttachmentMeta {
+                        sha256: r.get(0)?,
+                        size: r.get::<_, i64>(1)? as u64,
+                        content_type: r.get(2)?,
+                        received: r.get::<_, i64>(3)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn record_attachment(&self, actor: &Principal, meta: &AttachmentMeta) -> Result<()> {
+        self.write_tx(|tx| {
+            tx.execute(
+                "INSERT INTO attachments (sha256, size, received, content_type, uploaded_by) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, received = excluded.received, content_type = excluded.content_type",
+                params![meta.sha256, meta.size as i64, meta.received as i64, meta.content_type, actor.user.id.to_string()],
+            )?;
+            if meta.received == meta.size {
+                let seq = next_seq(tx)?;
+                let uploader: String = tx.query_row(
+                    "SELECT uploaded_by FROM attachments WHERE sha256 = ?1",
+                    params![meta.sha256],
+                    |r| r.get(0),
+                )?;
+                put_entity(tx, seq, &Entity::Attachment(meta.clone()), Some(uuid_col(uploader)?))?;
+                audit(tx, actor, "upload_attachment", serde_json::json!({"sha256": meta.sha256, "size": meta.size}), Some(seq))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn discard_attachment(&self, sha256: &str) -> Result<()> {
+        self.write_tx(|tx| {
+            tx.execute("DELETE FROM attachments WHERE sha256 = ?1", params![sha256])?;
+            Ok(())
+        })
+    }
+
+    fn sheet_revisions(&self, actor: &Principal, sheet_id: Uuid) -> Result<Vec<SheetState>> {
+        let conn = lock(&self.reader);
+        let id = resolve_sheet_id(&conn, sheet_id)?;
+        let Some(current) = get_entity::<SheetState>(&conn, "sheet", &id.to_string())? else {
+            return Err(Error::NotFound(format!("sheet {sheet_id} is unknown")));
+        };
+        let vis = Visibility::load(&conn, actor)?;
+        let view = vis.sheet(current.round_id, current.product_id, current.owner_id);
+        if view == SheetView::Hidden {
+            return Err(Error::NotFound(format!("sheet {sheet_id} is unknown")));
+        }
+        let mut stmt =
+            conn.prepare("SELECT body FROM sheet_revisions WHERE sheet_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![id.to_string()], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let mut s: SheetState = serde_json::from_str(&r?)?;
+            if view == SheetView::Progress {
+                redact(&mut s);
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    fn table_counts(&self) -> Result<BTreeMap<String, u64>> {
+        const TABLES: &[&str] = &[
+            "users", "devices", "enrolment_codes", "rubrics", "rounds", "roster", "products",
+            "participations", "sheets", "sheet_aliases", "sheet_revisions", "sheet_attachments",
+            "attachments", "applied_mutations", "quarantine", "audit", "entities",
+        ];
+        let conn = lock(&self.reader);
+        let mut out = BTreeMap::new();
+        for t in TABLES {
+            let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))?;
+            out.insert((*t).to_string(), n as u64);
+        }
+        Ok(out)
+    }
+
+    fn can_read_attachment(&self, actor: &Principal, sha256: &str) -> Result<bool> {
+        if actor.is_admin() {
+            return Ok(true);
+        }
+        let conn = lock(&self.reader);
+        let uploader: Option<String> = conn
+            .query_row(
+                "SELECT uploaded_by FROM attachments WHERE sha256 = ?1",
+                params![sha256],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if uploader.as_deref() == Some(actor.user.id.to_string().as_str()) {
+            return Ok(true);
+        }
+        let vis = Visibility::load(&conn, actor)?;
+        let mut stmt = conn.prepare(
+            "SELECT s.round_id, s.product_id, s.owner_id FROM sheet_attachments a
+             JOIN sheets s ON s.id = a.sheet_id WHERE a.sha256 = ?1",
+        )?;
+        let rows = stmt.query_map(params![sha256], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
+        for r in rows {
+            let (round, product, owner) = r?;
+            if vis.sheet(uuid_col(round)?, uuid_col(product)?, uuid_col(owner)?) == SheetView::Full {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+fn insert_user(conn: &Connection, user: &UserInfo, password: Option<&str>) -> Result<()> {
+    let hash = password.map(hash_password).transpose()?;
+    conn.execute(
+        "INSERT INTO users (id, username, full_name, role, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![user.id.to_string(), user.username, user.full_name, enum_str(&user.role), hash, now()],
+    )?;
+    Ok(())
+}
+
+fn quarantine_row(
+    conn: &Connection,
+    actor: &Principal,
+    m: &Mutation,
+    body: &str,
+    code: RejectCode,
+    reason: &str,
+) -> Result<()> {
+    tracing::info!(device = %actor.device_id, mutation = m.id, ?code, reason, "mutation quarantined");
+    conn.prepare_cached(
+        "INSERT INTO quarantine (at, user_id, device_id, mutation_id, mutation, code, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        now(),
+        actor.user.id.to_string(),
+        actor.device_id.to_string(),
+        m.id as i64,
+        body,
+        enum_str(&code),
+        reason
+    ])?;
+    Ok(())
+}
+
+fn missing_attachments(conn: &Connection, owner: Uuid) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT sa.sha256 FROM sheet_attachments sa
+         JOIN sheets s ON s.id = sa.sheet_id
+         LEFT JOIN attachments a ON a.sha256 = sa.sha256
+         WHERE s.owner_id = ?1 AND (a.sha256 IS NULL OR a.received < a.size)
+         ORDER BY sa.sha256",
+    )?;
+    let rows = stmt.query_map(params![owner.to_string()], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::SetAnswers { .. } => "set_answers",
+        Op::SetNote { .. } => "set_note",
+        Op::Submit { .. } => "submit",
+        Op::Reopen { .. } => "reopen",
+        Op::SetParticipation { .. } => "set_participation",
+        Op::ResolveConflict { .. } => "resolve_conflict",
+        Op::Finalize { .. } => "finalize",
+        Op::Release { .. } => "release",
+    }
+}
+

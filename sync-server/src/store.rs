@@ -1,0 +1,167 @@
+//! The storage seam: everything the HTTP layer asks of the database.
+//!
+//! [`Store`] is deliberately narrow and synchronous; the HTTP layer calls it
+//! from `tokio::task::spawn_blocking`. The only implementation is
+//! [`crate::sqlite::SqliteStore`]; a PostgreSQL one would implement the same
+//! trait. Permission checks live *behind* the trait, so every backend enforces
+//! them the same way and the story test can drive the trait directly.
+
+use std::collections::BTreeMap;
+
+use ocop_shared::wire::{
+    AccountRole, AttachmentMeta, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
+    EnrolRequest, EnrolmentCodeRequest, EnrolmentCodeResponse, LoginRequest, ProductInfo,
+    PullResponse, PushRequest, PushResponse, RosterEntry, RoundInfo, RubricImportResponse,
+    SetRosterRequest, SheetState, TokenResponse, UserInfo,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// Who is calling: the user and the device their token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: UserInfo,
+    pub device_id: Uuid,
+}
+
+impl Principal {
+    /// The server itself acting as admin (command line tools, demo seeding).
+    pub fn system() -> Principal {
+        Principal {
+            user: UserInfo {
+                id: Uuid::nil(),
+                username: "system".into(),
+                full_name: "system".into(),
+                role: AccountRole::Admin,
+            },
+            device_id: Uuid::nil(),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.role == AccountRole::Admin
+    }
+}
+
+/// A device as the admin sees it (`GET /api/v1/admin/devices`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    pub name: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
+/// A rubric version held by the server (`GET /api/v1/admin/rubrics`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RubricSummary {
+    pub id: String,
+    pub version: u32,
+    pub title_vi: String,
+    pub published: bool,
+}
+
+/// A mutation the server refused, kept for an admin to look at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub id: i64,
+    pub at: String,
+    pub user_id: Uuid,
+    pub device_id: Uuid,
+    pub mutation_id: u64,
+    /// The mutation exactly as received.
+    pub mutation: serde_json::Value,
+    pub code: ocop_shared::wire::RejectCode,
+    pub reason: String,
+}
+
+/// One write: who, from which device, when, what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: String,
+    pub user_id: Uuid,
+    pub device_id: Uuid,
+    pub action: String,
+    pub detail: serde_json::Value,
+    /// Server seq of the write, when it changed synced data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// The storage seam. All methods are blocking.
+pub trait Store: Send + Sync + 'static {
+    // ---- bootstrap
+    /// Creates the `admin` account when there is no admin yet. Returns the
+    /// generated password when none was given and an account was created.
+    fn ensure_admin(&self, password: Option<&str>) -> Result<Option<String>>;
+    /// Installs and publishes the bundled scoreable rubrics that are missing.
+    fn install_bundled_rubrics(&self) -> Result<()>;
+    /// The latest server seq.
+    fn server_seq(&self) -> Result<u64>;
+
+    // ---- auth
+    /// The principal of a bearer token, or `None` (unknown or revoked).
+    fn authenticate(&self, token: &str) -> Result<Option<Principal>>;
+    fn login(&self, req: &LoginRequest) -> Result<TokenResponse>;
+    fn enrol(&self, req: &EnrolRequest) -> Result<TokenResponse>;
+
+    // ---- admin
+    fn create_user(&self, actor: &Principal, req: &CreateUserRequest) -> Result<UserInfo>;
+    fn list_users(&self, actor: &Principal) -> Result<Vec<UserInfo>>;
+    fn user_by_username(&self, username: &str) -> Result<Option<UserInfo>>;
+    /// `server_url` goes into the QR payload.
+    fn issue_enrolment_code(
+        &self,
+        actor: &Principal,
+        req: &EnrolmentCodeRequest,
+        server_url: &str,
+    ) -> Result<EnrolmentCodeResponse>;
+    fn list_devices(&self, actor: &Principal) -> Result<Vec<DeviceInfo>>;
+    fn revoke_device(&self, actor: &Principal, device_id: Uuid) -> Result<()>;
+    /// Validates and stores a rubric version (unpublished unless it is
+    /// already published with the identical body).
+    fn import_rubric(&self, actor: &Principal, text: &str) -> Result<RubricImportResponse>;
+    fn publish_rubric(&self, actor: &Principal, id: &str, version: u32)
+    -> Result<RubricImportResponse>;
+    fn list_rubrics(&self, actor: &Principal) -> Result<Vec<RubricSummary>>;
+    fn create_round(&self, actor: &Principal, req: &CreateRoundRequest) -> Result<RoundInfo>;
+    fn list_rounds(&self, actor: &Principal) -> Result<Vec<RoundInfo>>;
+    fn set_roster(
+        &self,
+        actor: &Principal,
+        round_id: Uuid,
+        req: &SetRosterRequest,
+    ) -> Result<Vec<RosterEntry>>;
+    fn create_product(&self, actor: &Principal, req: &CreateProductRequest) -> Result<ProductInfo>;
+    fn quarantine(&self, actor: &Principal) -> Result<Vec<QuarantineEntry>>;
+    fn audit(&self, actor: &Principal, limit: usize) -> Result<Vec<AuditEntry>>;
+    /// A round with its products, decisions and every sheet, as JSON.
+    fn export_round(&self, actor: &Principal, round_id: Uuid) -> Result<serde_json::Value>;
+
+    // ---- sync
+    fn push(&self, actor: &Principal, req: &PushRequest) -> Result<PushResponse>;
+    fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse>;
+
+    // ---- attachments (bytes live in files; the store keeps metadata)
+    fn attachment(&self, sha256: &str) -> Result<Option<AttachmentMeta>>;
+    /// Records upload progress (and completion when `received == size`).
+    fn record_attachment(&self, actor: &Principal, meta: &AttachmentMeta) -> Result<()>;
+    /// Forgets an upload that failed verification.
+    fn discard_attachment(&self, sha256: &str) -> Result<()>;
+    /// Whether the caller may download an attachment: admin, the uploader, or
+    /// someone who may read a sheet that references it.
+    fn can_read_attachment(&self, actor: &Principal, sha256: &str) -> Result<bool>;
+
+    // ---- inspection
+    /// Every accepted revision of a sheet (the whole sheet after each write),
+    /// oldest first, as the caller may see it.
+    fn sheet_revisions(&self, actor: &Principal, sheet_id: Uuid) -> Result<Vec<SheetState>>;
+    /// Row count of every table (tests check "the database is unchanged").
+    fn table_counts(&self) -> Result<BTreeMap<String, u64>>;
+}
