@@ -494,6 +494,13 @@ impl Device {
         Ok(out)
     }
 
+    /// The score sheet template a product is scored on.
+    pub fn rubric(&self, product: Uuid) -> Result<Rubric> {
+        let c = self.conn();
+        let p = Self::product(&c, product)?;
+        Self::rubric_of(&c, &p)
+    }
+
     fn product(c: &Connection, product: Uuid) -> Result<ProductInfo> {
         local(c, "product", &product.to_string())?.ok_or_else(|| Error::not_found("product", product))
     }

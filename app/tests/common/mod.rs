@@ -1,0 +1,179 @@
+//! Shared helpers: a real sync server on 127.0.0.1 (in process), devices
+//! signed in as the demo council, a fault-injecting TCP proxy.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use ocop_app::Device;
+use ocop_sync_server::demo::{self, DemoInfo, DemoUser};
+use ocop_sync_server::testing::{self, TestServer};
+use tempfile::TempDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use uuid::Uuid;
+
+pub const LIMIT: Duration = Duration::from_secs(60);
+
+pub struct Server {
+    pub dir: TempDir,
+    pub srv: TestServer,
+    pub demo: DemoInfo,
+}
+
+pub async fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = testing::spawn(dir.path()).await.unwrap();
+    let demo = demo::seed(&*srv.state.store).unwrap();
+    Server { dir, srv, demo }
+}
+
+pub struct Dev {
+    pub dir: TempDir,
+    pub dev: Arc<Device>,
+}
+
+pub async fn device(url: &str, u: &DemoUser) -> Dev {
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::open(dir.path()).unwrap();
+    dev.login(url, &u.username, &u.password, "test device").await.unwrap();
+    Dev {
+        dir,
+        dev: Arc::new(dev),
+    }
+}
+
+pub async fn sync(d: &Device) -> ocop_app::SyncReport {
+    tokio::time::timeout(LIMIT, d.sync_now())
+        .await
+        .expect("sync took too long")
+        .unwrap()
+}
+
+/// Answers every criterion of a product: option number `pick(i)` (mod the
+/// number of options) of criterion `i`.
+pub fn answer_all(d: &Device, product: Uuid, pick: impl Fn(usize) -> usize) {
+    let rubric = d.rubric(product).unwrap();
+    for (i, (_, _, c)) in rubric.criteria().enumerate() {
+        let opts: Vec<_> = c.options().collect();
+        let o = &opts[pick(i) % opts.len()];
+        d.set_answer(product, &c.code, Some(&o.id)).unwrap();
+    }
+}
+
+/// The code and `n`-th option id of criterion number `i` of a product's rubric.
+pub fn option(d: &Device, product: Uuid, i: usize, n: usize) -> (String, String) {
+    let rubric = d.rubric(product).unwrap();
+    let (_, _, c) = rubric.criteria().nth(i).unwrap();
+    let opts: Vec<_> = c.options().collect();
+    (c.code.clone(), opts[n % opts.len()].id.clone())
+}
+
+// ------------------------------------------------------------------ proxy
+
+/// A TCP proxy in front of the server that can go down, cut answers off
+/// after the server committed, or pretend to be a captive portal.
+pub struct Proxy {
+    pub url: String,
+    mode: Arc<AtomicU8>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Mode {
+    Up = 0,
+    /// Connections are accepted and closed at once.
+    Down = 1,
+    /// Requests reach the server; the first byte of its answer closes the connection.
+    CutAnswers = 2,
+    /// Every request gets `200 OK` with an HTML login page.
+    Portal = 3,
+}
+
+impl Proxy {
+    pub async fn start(upstream: &str) -> Proxy {
+        let up = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let mode = Arc::new(AtomicU8::new(Mode::Up as u8));
+        let m = mode.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                let up = up.clone();
+                let m = m.clone();
+                tokio::spawn(async move {
+                    let _ = handle(client, &up, m).await;
+                });
+            }
+        });
+        Proxy { url, mode, task }
+    }
+
+    pub fn set(&self, m: Mode) {
+        self.mode.store(m as u8, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn mode(m: &AtomicU8) -> Mode {
+    match m.load(Ordering::SeqCst) {
+        0 => Mode::Up,
+        1 => Mode::Down,
+        2 => Mode::CutAnswers,
+        _ => Mode::Portal,
+    }
+}
+
+async fn handle(mut client: TcpStream, up: &str, m: Arc<AtomicU8>) -> std::io::Result<()> {
+    match mode(&m) {
+        Mode::Down => return Ok(()),
+        Mode::Portal => {
+            let mut buf = vec![0u8; 65536];
+            let _ = client.read(&mut buf).await?;
+            let body = "<html><body>Đăng nhập Wi-Fi / Wi-Fi login</body></html>";
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            client.write_all(resp.as_bytes()).await?;
+            return Ok(());
+        }
+        _ => {}
+    }
+    let server = TcpStream::connect(up).await?;
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let m2 = m.clone();
+    let upward = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = cr.read(&mut buf).await?;
+            if n == 0 || mode(&m2) == Mode::Down {
+                return Ok::<_, std::io::Error>(());
+            }
+            sw.write_all(&buf[..n]).await?;
+        }
+    });
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = sr.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        match mode(&m) {
+            // The server has answered, so it has committed: drop the answer.
+            Mode::CutAnswers | Mode::Down | Mode::Portal => break,
+            Mode::Up => cw.write_all(&buf[..n]).await?,
+        }
+    }
+    upward.abort();
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! The device against a real sync server on 127.0.0.1 (in process), with a
+//! fault-injecting proxy in between where the network matters.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use ocop_app::{Keep, LoopConfig, SyncLoop, SyncState};
+use ocop_shared::council::Participation;
+use ocop_shared::wire::SheetStatus;
+use ocop_sync_server::Principal;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_of_one_member_offline_keep_both_criteria_and_flag_the_same_criterion() {
+    let s = server().await;
+    let u = &s.demo.members()[0];
+    let a = device(&s.srv.url, u).await;
+    let b = device(&s.srv.url, u).await;
+    sync(&a.dev).await;
+    sync(&b.dev).await;
+    let p = s.demo.product_ids[0];
+    let (c0, o_a) = option(&a.dev, p, 0, 0);
+    let (_, o_b) = option(&a.dev, p, 0, 1);
+    assert_ne!(o_a, o_b);
+    let (c1, o1) = option(&a.dev, p, 1, 0);
+    let (c2, o2) = option(&a.dev, p, 2, 0);
+
+    // Both offline: each creates its own sheet for the same slot.
+    a.dev.set_answer(p, &c0, Some(&o_a)).unwrap();
+    a.dev.set_answer(p, &c1, Some(&o1)).unwrap();
+    b.dev.set_answer(p, &c0, Some(&o_b)).unwrap();
+    b.dev.set_answer(p, &c2, Some(&o2)).unwrap();
+
+    sync(&a.dev).await;
+    let rb = sync(&b.dev).await;
+    assert_eq!(rb.conflicts, 1, "b's edit of {c0} had a stale base");
+    sync(&a.dev).await;
+
+    let va = a.dev.sheet(p).unwrap();
+    let vb = b.dev.sheet(p).unwrap();
+    assert_eq!(va.sheet.id, vb.sheet.id, "b re-keyed its sheet onto the canonical one");
+    for v in [&va, &vb] {
+        assert_eq!(v.sheet.answers[&c1].answer.option.as_deref(), Some(o1.as_str()));
+        assert_eq!(v.sheet.answers[&c2].answer.option.as_deref(), Some(o2.as_str()));
+        assert_eq!(v.sheet.answers[&c0].answer.option.as_deref(), Some(o_a.as_str()));
+        assert_eq!(v.conflicts.len(), 1, "the conflict is shown on both devices");
+        let c = &v.conflicts[0];
+        assert_eq!(c.criterion.as_deref(), Some(c0.as_str()));
+        assert_eq!(c.current.option.as_deref(), Some(o_a.as_str()));
+        assert_eq!(c.other.option.as_deref(), Some(o_b.as_str()));
+        assert!(v.pending.is_empty());
+    }
+    assert!(vb.conflicts[0].other_is_mine);
+    assert_eq!(b.dev.status().unwrap().conflicts, 1);
+
+    // B keeps its own version.
+    b.dev
+        .resolve_conflict(vb.sheet.id, vb.conflicts[0].conflict_id, Keep::Other)
+        .unwrap();
+    sync(&b.dev).await;
+    sync(&a.dev).await;
+    for d in [&a.dev, &b.dev] {
+        let v = d.sheet(p).unwrap();
+        assert_eq!(v.sheet.answers[&c0].answer.option.as_deref(), Some(o_b.as_str()));
+        assert!(v.conflicts.is_empty());
+        let st = d.status().unwrap();
+        assert_eq!((st.pending, st.conflicts, st.needs_attention), (0, 0, 0));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_scored_by_three_members_and_a_chair_is_aggregated_finalized_and_released() {
+    let s = server().await;
+    let url = &s.srv.url;
+    let chair = device(url, s.demo.chair()).await;
+    let mut members = Vec::new();
+    for u in &s.demo.members()[..3] {
+        members.push(device(url, u).await);
+    }
+    sync(&chair.dev).await;
+    for m in &members {
+        sync(&m.dev).await;
+    }
+    let p = s.demo.product_ids[0];
+
+    answer_all(&chair.dev, p, |i| i);
+    chair.dev.submit(p).unwrap();
+    for (k, m) in members.iter().enumerate() {
+        answer_all(&m.dev, p, |i| i + k + 1);
+        m.dev.submit(p).unwrap();
+        assert_eq!(m.dev.sheet(p).unwrap().sheet.status, SheetStatus::Submitted);
+        sync(&m.dev).await;
+        assert_eq!(m.dev.status().unwrap().needs_attention, 0);
+    }
+    // Members not at the session are recused by the chair, so quorum counts the four present.
+    for u in &s.demo.members()[3..] {
+        chair
+            .dev
+            .set_participation(p, u.id, Participation::Recused, "vắng mặt")
+            .unwrap();
+    }
+    sync(&chair.dev).await;
+    assert_eq!(chair.dev.needs_attention().unwrap(), vec![]);
+    assert_eq!(chair.dev.sheets_of_product(p).unwrap().len(), 4, "the chair sees the council's sheets");
+    assert_eq!(
+        members[0].dev.sheets_of_product(p).unwrap().len(),
+        1,
+        "a member sees only their own sheet before release"
+    );
+
+    let r = chair.dev.council_result(p).unwrap();
+    assert_eq!(r.members.len(), 4);
+    assert!(r.can_finalize, "{r:?}");
+    let fin = chair.dev.finalize(p, "biên bản số 1").unwrap();
+    assert!(chair.dev.decision_of(p).unwrap().unwrap().finalized, "shown at once, offline");
+    sync(&chair.dev).await;
+    assert_eq!(chair.dev.needs_attention().unwrap(), vec![], "the server agreed with the mean");
+    chair.dev.release(p).unwrap();
+    sync(&chair.dev).await;
+    assert_eq!(chair.dev.status().unwrap().pending, 0);
+
+    for m in &members {
+        sync(&m.dev).await;
+        let d = m.dev.decision_of(p).unwrap().expect("decision pulled");
+        assert!(d.finalized && d.released);
+        assert_eq!(d.result.unwrap().mean_total, fin.mean_total);
+        assert_eq!(m.dev.sheets_of_product(p).unwrap().len(), 4, "released: all sheets visible");
+        assert!(m.dev.set_answer(p, &option(&m.dev, p, 0, 0).0, None).is_err(), "locked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_down_or_answer_lost_during_a_push_then_up_loses_nothing_and_applies_once() {
+    let s = server().await;
+    let proxy = Proxy::start(&s.srv.url).await;
+    let d = device(&proxy.url, &s.demo.members()[0]).await;
+    sync(&d.dev).await;
+    let p = s.demo.product_ids[1];
+    answer_all(&d.dev, p, |i| i);
+    let n = d.dev.status().unwrap().pending;
+    assert!(n >= 31);
+    let before = s.srv.state.store.table_counts().unwrap();
+
+    // The server commits but the answer never arrives.
+    proxy.set(Mode::CutAnswers);
+    let e = d.dev.sync_now().await.unwrap_err();
+    assert_eq!(e.code(), "offline");
+    assert_eq!(d.dev.status().unwrap().pending, n, "no answer, no acknowledgement");
+    // Then the server is unreachable.
+    proxy.set(Mode::Down);
+    assert_eq!(d.dev.sync_now().await.unwrap_err().code(), "offline");
+    let st = d.dev.status().unwrap();
+    assert_eq!((st.state, st.pending), (SyncState::Offline, n));
+    assert!(st.last_error.unwrap().vi.contains("Không kết nối"));
+    // A captive portal's 200 is not an acknowledgement either.
+    proxy.set(Mode::Portal);
+    assert_eq!(d.dev.sync_now().await.unwrap_err().code(), "offline");
+    assert_eq!(d.dev.status().unwrap().pending, n);
+
+    proxy.set(Mode::Up);
+    sync(&d.dev).await;
+    let st = d.dev.status().unwrap();
+    assert_eq!((st.pending, st.needs_attention, st.conflicts), (0, 0, 0));
+    let after = s.srv.state.store.table_counts().unwrap();
+    assert_eq!(after["applied_mutations"] - before["applied_mutations"], n, "each mutation applied once");
+    assert_eq!(after["sheets"] - before["sheets"], 1);
+
+    // A fresh device of the same member sees every answer.
+    let fresh = device(&s.srv.url, &s.demo.members()[0]).await;
+    sync(&fresh.dev).await;
+    let v = fresh.dev.sheet(p).unwrap();
+    assert!(v.score.complete(), "{:?}", v.score.unanswered);
+    assert_eq!(v.sheet.answers, d.dev.sheet(p).unwrap().sheet.answers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_with_edits_pending_keeps_data_and_outbox_and_says_sign_in_again() {
+    let s = server().await;
+    let u = &s.demo.members()[1];
+    let d = device(&s.srv.url, u).await;
+    sync(&d.dev).await;
+    let p = s.demo.product_ids[2];
+    for i in 0..3 {
+        let (c, o) = option(&d.dev, p, i, 1);
+        d.dev.set_answer(p, &c, Some(&o)).unwrap();
+    }
+    let dev_id = d.dev.session().unwrap().unwrap().device_id;
+    s.srv
+        .state
+        .store
+        .revoke_device(&Principal::system(), dev_id)
+        .unwrap();
+
+    let e = d.dev.sync_now().await.unwrap_err();
+    assert_eq!(e.code(), "sign_in_again");
+    let st = d.dev.status().unwrap();
+    assert_eq!(st.state, SyncState::SignInAgain);
+    assert_eq!(st.pending, 3);
+    assert!(st.last_error.unwrap().en.contains("sign in again"));
+    assert_eq!(d.dev.sheet(p).unwrap().sheet.answers.len(), 3, "data kept");
+    // Editing still works offline while signed out by the server.
+    let (c, o) = option(&d.dev, p, 3, 0);
+    d.dev.set_answer(p, &c, Some(&o)).unwrap();
+    assert_eq!(d.dev.sync_now().await.unwrap_err().code(), "sign_in_again");
+
+    d.dev
+        .login(&s.srv.url, &u.username, &u.password, "test device")
+        .await
+        .unwrap();
+    sync(&d.dev).await;
+    let st = d.dev.status().unwrap();
+    assert_eq!((st.state, st.pending, st.needs_attention), (SyncState::UpToDate, 0, 0));
+    assert_eq!(d.dev.sheet(p).unwrap().sheet.answers.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sync_loop_retries_on_its_own_when_the_server_comes_back() {
+    let s = server().await;
+    let proxy = Proxy::start(&s.srv.url).await;
+    let d = device(&proxy.url, &s.demo.members()[2]).await;
+    sync(&d.dev).await;
+    proxy.set(Mode::Down);
+    let lp = SyncLoop::spawn(
+        d.dev.clone(),
+        LoopConfig {
+            idle: Duration::from_secs(3600),
+            debounce: Duration::from_millis(50),
+        },
+    );
+    let p = s.demo.product_ids[3];
+    let (c, o) = option(&d.dev, p, 0, 0);
+    d.dev.set_answer(p, &c, Some(&o)).unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(d.dev.status().unwrap().pending, 1);
+    // No new edit, no nudge: the backoff timer alone must bring it home.
+    proxy.set(Mode::Up);
+    let t0 = std::time::Instant::now();
+    while d.dev.status().unwrap().pending > 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "loop never retried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(d.dev.status().unwrap().last_success.is_some());
+    lp.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_by_code_and_sign_out_names_what_would_be_lost() {
+    let s = server().await;
+    let u = &s.demo.members()[4];
+    let dir = tempfile::tempdir().unwrap();
+    let d = ocop_app::Device::open(dir.path()).unwrap();
+    let me = d.enrol(&s.srv.url, &u.enrolment_code, "điện thoại").await.unwrap();
+    assert_eq!(me.id, u.id);
+    sync(&d).await;
+    assert!(!d.rounds().unwrap().is_empty());
+    assert_eq!(d.list_products(s.demo.round_id).unwrap().len(), s.demo.product_ids.len());
+    let p = s.demo.product_ids[4];
+    let (c, o) = option(&d, p, 0, 0);
+    d.set_answer(p, &c, Some(&o)).unwrap();
+    d.set_note(p, "ghi chú").unwrap();
+    let e = d.sign_out(false).unwrap_err();
+    assert_eq!(e.code(), "unsynced_work");
+    assert!(e.to_string().starts_with("2 changes"), "{e}");
+    sync(&d).await;
+    d.sign_out(false).unwrap();
+    assert_eq!(d.status().unwrap().state, SyncState::SignedOut);
+}
