@@ -78,6 +78,9 @@ async fn a_round_scored_by_three_members_and_a_chair_is_aggregated_finalized_and
     for u in &s.demo.members()[..3] {
         members.push(device(url, u).await);
     }
+    // A member who will not score this product and is offline when it is finalized.
+    let late = device(url, &s.demo.members()[3]).await;
+    sync(&late.dev).await;
     sync(&chair.dev).await;
     for m in &members {
         sync(&m.dev).await;
@@ -119,6 +122,24 @@ async fn a_round_scored_by_three_members_and_a_chair_is_aggregated_finalized_and
     chair.dev.release(p).unwrap();
     sync(&chair.dev).await;
     assert_eq!(chair.dev.status().unwrap().pending, 0);
+
+    // The late member edits the now locked product, then another product:
+    // the first is rejected for good and set aside, the second still applies.
+    let p2 = s.demo.product_ids[1];
+    let (c, o) = option(&late.dev, p, 0, 0);
+    late.dev.set_answer(p, &c, Some(&o)).unwrap();
+    late.dev.set_answer(p2, &c, Some(&o)).unwrap();
+    let r = sync(&late.dev).await;
+    assert_eq!((r.rejected, r.acknowledged), (1, 1), "{r:?}");
+    let att = late.dev.needs_attention().unwrap();
+    assert_eq!(att.len(), 1);
+    assert!(!att[0].reason.is_empty());
+    let st = late.dev.status().unwrap();
+    assert_eq!((st.pending, st.needs_attention), (0, 1));
+    assert!(late.dev.sheet(p).unwrap().sheet.answers.is_empty(), "the refused edit is not shown as saved");
+    assert_eq!(late.dev.sheet(p2).unwrap().sheet.answers.len(), 1);
+    late.dev.dismiss_attention(att[0].mutation_id).unwrap();
+    assert_eq!(late.dev.status().unwrap().needs_attention, 0);
 
     for m in &members {
         sync(&m.dev).await;
