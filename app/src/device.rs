@@ -206,8 +206,48 @@ pub(crate) fn count(c: &Connection, sql: &str) -> Result<u64> {
     Ok(c.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
 }
 
-/// Appends a mutation with the next device-monotonic id.
+/// Appends a mutation with the next device-monotonic id. Answer edits are
+/// coalesced into the newest outbox row when it is an unsent answer edit of
+/// the same sheet: the order of mutations is unchanged (it is the last one),
+/// ids stay monotonic, and a sheet typed offline goes up as one mutation
+/// instead of thirty.
 pub(crate) fn enqueue(tx: &Transaction<'_>, kind: &str, key: &str, op: Op) -> Result<u64> {
+    if let Op::SetAnswers { sheet, answers } = &op {
+        let last: Option<(i64, String, String, String, i64)> = tx
+            .query_row(
+                "SELECT id, entity_kind, entity_key, body, sent FROM outbox ORDER BY id DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .optional()?;
+        if let Some((id, k, ky, body, 0)) = last
+            && k == kind
+            && ky == key
+        {
+            let mut m: Mutation = serde_json::from_str(&body)?;
+            if let Op::SetAnswers {
+                sheet: s0,
+                answers: a0,
+            } = &mut m.op
+                && s0 == sheet
+            {
+                for e in answers {
+                    // The newer edit wins whole, base revision included: it
+                    // names the revision the user saw when tapping.
+                    match a0.iter_mut().find(|x| x.criterion == e.criterion) {
+                        Some(x) => *x = e.clone(),
+                        None => a0.push(e.clone()),
+                    }
+                }
+                m.client_time = Some(now());
+                tx.execute(
+                    "UPDATE outbox SET body = ?1 WHERE id = ?2 AND sent = 0",
+                    params![serde_json::to_string(&m)?, id],
+                )?;
+                return Ok(id as u64);
+            }
+        }
+    }
     let id: u64 = meta_get(tx, "next_mutation_id")?
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);

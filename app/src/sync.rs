@@ -124,24 +124,29 @@ impl Device {
         let mut missing = Vec::new();
         loop {
             self.progress(Phase::Uploading, done, Some(total.max(done)));
-            let rows: Vec<(u64, String)> = {
-                let c = self.conn();
-                let mut st = c.prepare_cached("SELECT id, body FROM outbox ORDER BY id LIMIT ?1")?;
-                st.query_map([MAX_BATCH_MUTATIONS as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?
+            // Choosing the batch and marking it sent is one locked step, so a
+            // tap cannot coalesce into a row between being read and being sent.
+            let batch: Vec<(u64, String)> = {
+                let mut c = self.conn();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let rows: Vec<(u64, String)> = {
+                    let mut st = tx.prepare_cached("SELECT id, body FROM outbox ORDER BY id LIMIT ?1")?;
+                    st.query_map([MAX_BATCH_MUTATIONS as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
+                        .collect::<rusqlite::Result<_>>()?
+                };
+                let plan: Vec<Pending> = rows.iter().map(|(id, b)| Pending { id: *id, bytes: b.len() }).collect();
+                let n = plan::next_batch(&plan, limit);
+                if let Some((last, _)) = rows.get(n.wrapping_sub(1)) {
+                    // From here on these bodies may reach the server: never rewrite them.
+                    tx.execute("UPDATE outbox SET sent = 1 WHERE id <= ?1 AND sent = 0", [*last as i64])?;
+                }
+                tx.commit()?;
+                rows.into_iter().take(n).collect()
             };
-            let plan: Vec<Pending> = rows.iter().map(|(id, b)| Pending { id: *id, bytes: b.len() }).collect();
-            let n = plan::next_batch(&plan, limit);
+            let n = batch.len();
             if n == 0 {
                 return Ok(missing);
             }
-            let batch = &rows[..n];
-            let last = batch[n - 1].0;
-            // From here on these bodies may reach the server: never rewrite them.
-            self.conn().execute(
-                "UPDATE outbox SET sent = 1 WHERE id <= ?1 AND sent = 0",
-                [last as i64],
-            )?;
             let mutations: Vec<Mutation> = batch
                 .iter()
                 .map(|(_, b)| serde_json::from_str(b))
