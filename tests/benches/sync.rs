@@ -1,0 +1,758 @@
+//! Sync benchmark against fixed targets (issue 5), on a real server process.
+//!
+//! `cargo bench -p ocop-tests --bench sync` — N = 1,000 and 10,000 score sheets
+//! of the 31-criterion rubric with notes (~3 KB of JSON each), phases:
+//! push N to an empty server; pull N to a fresh device; push 100 changed
+//! sheets; pull those 100; a sync with nothing to send; 100 sheets edited
+//! differently on two devices offline, then both sync (conflicts flagged,
+//! edits lost); then 500 concurrent devices pushing 20 sheets each.
+//! Reports ms, sheets/s, server peak RSS and bytes on the wire, as JSON lines
+//! and a table. `OCOP_BENCH_N=1000` limits the sizes.
+//!
+//! The server runs as a separate process (this binary re-executed with
+//! `--serve DIR PORT`, which runs the same `ocop_sync_server::serve` as the
+//! server binary) so its peak RSS is its own.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ocop_shared::bundled;
+use ocop_shared::council::CouncilConfig;
+use ocop_shared::rubric::Rubric;
+use ocop_shared::wire::*;
+use ocop_sync_server::{Options, Principal, Store};
+use uuid::Uuid;
+
+const ADMIN_PASSWORD: &str = "bench-admin-password";
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve") {
+        serve_mode(Path::new(&args[i + 1]), args[i + 2].parse().expect("port"));
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(bench_main());
+}
+
+fn serve_mode(dir: &Path, port: u16) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let state = ocop_sync_server::open(
+            dir,
+            Options {
+                admin_password: Some(ADMIN_PASSWORD.into()),
+                public_url: None,
+            },
+        )
+        .await
+        .expect("open");
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("bind");
+        ocop_sync_server::serve(listener, state)
+            .await
+            .expect("serve");
+    });
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Row {
+    n: usize,
+    phase: String,
+    ms: f64,
+    sheets_per_s: Option<f64>,
+    requests: u64,
+    bytes_up: u64,
+    bytes_down: u64,
+    server_peak_rss_mb: f64,
+    note: String,
+}
+
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn peak_rss_mb(&self) -> f64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        s.lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+async fn start_server(dir: &Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let child = std::process::Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "--serve",
+            dir.to_str().expect("utf-8 dir"),
+            &port.to_string(),
+        ])
+        .env("RUST_LOG", "error")
+        .spawn()
+        .expect("start server process");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..2000 {
+        if client
+            .get(format!("{url}{}", paths::HEALTH))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Server { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("bench server did not start");
+}
+
+/// A round with `members` scoring members (+ a chair) and `products` products;
+/// returns (round, product ids, member tokens, chair token).
+struct Setup {
+    products: Vec<ProductInfo>,
+    members: Vec<String>,
+    /// A second device of member 0, for the conflict phase.
+    member0_second: String,
+    chair: String,
+    rubric: Rubric,
+}
+
+fn setup(dir: &Path, members: usize, products: usize) -> Setup {
+    let state = ocop_sync_server::open_blocking(
+        dir,
+        Options {
+            admin_password: Some(ADMIN_PASSWORD.into()),
+            public_url: None,
+        },
+    )
+    .expect("open");
+    let store: &dyn Store = state.store.as_ref();
+    let sys = Principal::system();
+    let rubric = bundled::load(bundled::FOOD_PROCESSED_CEREAL_1048).rubric;
+    let round = store
+        .create_round(
+            &sys,
+            &CreateRoundRequest {
+                name: "Đợt đánh giá đo hiệu năng".into(),
+                level: Level::Province,
+                province: "Hà Tĩnh".into(),
+                starts_on: "2026-11-23".into(),
+                ends_on: "2026-11-27".into(),
+                council: CouncilConfig::default(),
+            },
+        )
+        .expect("round");
+    let mut users = Vec::new();
+    for i in 0..=members {
+        let u = store
+            .create_user(
+                &sys,
+                &CreateUserRequest {
+                    username: format!("tv{i:04}"),
+                    full_name: format!("Thành viên {i:04}"),
+                    role: AccountRole::Assessor,
+                    password: None,
+                },
+            )
+            .expect("user");
+        users.push(u);
+    }
+    let lines: Vec<RosterLine> = users
+        .iter()
+        .enumerate()
+        .map(|(i, u)| RosterLine {
+            user_id: u.id,
+            role: if i == 0 {
+                CouncilRole::Chair
+            } else {
+                CouncilRole::Member
+            },
+        })
+        .collect();
+    store
+        .set_roster(&sys, round.id, &SetRosterRequest { members: lines })
+        .expect("roster");
+    let mut prods = Vec::new();
+    for p in 0..products {
+        prods.push(
+            store
+                .create_product(
+                    &sys,
+                    &CreateProductRequest {
+                        round_id: round.id,
+                        code: format!("SP-{p:03}"),
+                        name: format!("Sản phẩm số {p}"),
+                        producer: "HTX Nông nghiệp".into(),
+                        commune: "xã Thạch Long".into(),
+                        district: "huyện Thạch Hà".into(),
+                        province: "Hà Tĩnh".into(),
+                        group: rubric.group.clone(),
+                        subgroup: rubric.subgroup.clone(),
+                        rubric: rubric.reference(),
+                    },
+                )
+                .expect("product"),
+        );
+    }
+    let token = |u: &UserInfo, name: &str| {
+        let code = store
+            .issue_enrolment_code(
+                &sys,
+                &EnrolmentCodeRequest {
+                    user_id: u.id,
+                    ttl_minutes: None,
+                },
+                "http://127.0.0.1",
+            )
+            .expect("code");
+        store
+            .enrol(&EnrolRequest {
+                code: code.code,
+                device_name: name.into(),
+            })
+            .expect("enrol")
+            .token
+    };
+    let chair = token(&users[0], "chair");
+    let members_t: Vec<String> = users[1..].iter().map(|u| token(u, "phone")).collect();
+    let member0_second = token(&users[1], "tablet");
+    Setup {
+        products: prods,
+        members: members_t,
+        member0_second,
+        chair,
+        rubric,
+    }
+}
+
+fn full_sheet(rubric: &Rubric, product: &ProductInfo, seed: usize) -> Op {
+    let answers = rubric
+        .criteria()
+        .enumerate()
+        .map(|(k, (_, _, c))| {
+            let opts: Vec<_> = c.options().collect();
+            AnswerEdit {
+                criterion: c.code.clone(),
+                answer: Answer {
+                    option: Some(opts[(seed + k) % opts.len()].id.clone()),
+                    knockout: false,
+                    note: format!("Đã đối chiếu hồ sơ tại cơ sở, số {seed}-{k}"),
+                    attachments: vec![],
+                },
+                base_rev: 0,
+            }
+        })
+        .collect();
+    Op::SetAnswers {
+        sheet: SheetKey {
+            sheet_id: Uuid::now_v7(),
+            round_id: product.round_id,
+            product_id: product.id,
+            rubric: product.rubric.clone(),
+        },
+        answers,
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Client {
+    fn new(url: &str) -> Client {
+        // No automatic gzip: we count the compressed bytes ourselves.
+        Client {
+            http: reqwest::Client::builder()
+                .no_gzip()
+                .pool_max_idle_per_host(600)
+                .build()
+                .expect("client"),
+            url: url.into(),
+        }
+    }
+
+    async fn push(&self, token: &str, body: Vec<u8>) -> (PushResponse, u64, u64) {
+        let up = body.len() as u64;
+        let r = self
+            .http
+            .post(format!("{}{}", self.url, paths::PUSH))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("accept-encoding", "gzip")
+            .body(body)
+            .send()
+            .await
+            .expect("push");
+        let (v, down) = decode(r).await;
+        (v, up, down)
+    }
+
+    async fn pull(&self, token: &str, cursor: u64) -> (PullResponse, u64) {
+        let r = self
+            .http
+            .get(format!(
+                "{}{}?cursor={cursor}&limit={DEFAULT_PULL_LIMIT}",
+                self.url,
+                paths::PULL
+            ))
+            .bearer_auth(token)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .expect("pull");
+        decode(r).await
+    }
+}
+
+async fn decode<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> (T, u64) {
+    let status = r.status();
+    let gz = r
+        .headers()
+        .get("content-encoding")
+        .is_some_and(|v| v == "gzip");
+    let bytes = r.bytes().await.expect("body");
+    let n = bytes.len() as u64;
+    let text = if gz {
+        let mut s = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_end(&mut s)
+            .expect("gunzip");
+        s
+    } else {
+        bytes.to_vec()
+    };
+    assert!(
+        status.is_success(),
+        "http {status}: {}",
+        String::from_utf8_lossy(&text)
+    );
+    (serde_json::from_slice(&text).expect("json"), n)
+}
+
+fn body(mutations: Vec<Mutation>) -> Vec<u8> {
+    serde_json::to_vec(&PushRequest {
+        protocol: PROTOCOL_VERSION,
+        mutations,
+    })
+    .expect("encode")
+}
+
+async fn pull_all(c: &Client, token: &str, from: u64) -> (usize, u64, u64, u64) {
+    let (mut cursor, mut sheets, mut requests, mut bytes) = (from, 0usize, 0u64, 0u64);
+    loop {
+        let (page, n) = c.pull(token, cursor).await;
+        requests += 1;
+        bytes += n;
+        sheets += page
+            .changes
+            .iter()
+            .filter(|c| matches!(c.entity, Entity::Sheet(_)))
+            .count();
+        cursor = page.next_cursor;
+        if !page.has_more {
+            return (sheets, requests, bytes, cursor);
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn phases(n: usize, rows: &mut Vec<Row>) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Sheets are member × product: 100 products, n / 100 members.
+    let products = 100.min(n);
+    let members = n / products;
+    let s = tokio::task::block_in_place(|| setup(tmp.path(), members, products));
+    let server = start_server(tmp.path()).await;
+    let c = Client::new(&server.url);
+    let row = |phase: &str,
+               d: Duration,
+               sheets: Option<usize>,
+               requests: u64,
+               up: u64,
+               down: u64,
+               rss: f64,
+               note: String| Row {
+        n,
+        phase: phase.into(),
+        ms: ms(d),
+        sheets_per_s: sheets.map(|k| k as f64 / d.as_secs_f64()),
+        requests,
+        bytes_up: up,
+        bytes_down: down,
+        server_peak_rss_mb: rss,
+        note,
+    };
+
+    // Push N: each member device sends its sheets (one per product) in batches of 100.
+    let bodies: Vec<(usize, Vec<u8>)> = (0..members)
+        .map(|m| {
+            let muts = s
+                .products
+                .iter()
+                .enumerate()
+                .map(|(p, prod)| Mutation {
+                    id: p as u64 + 1,
+                    client_time: None,
+                    op: full_sheet(&s.rubric, prod, m * 7 + p),
+                })
+                .collect();
+            (m, body(muts))
+        })
+        .collect();
+    let avg = bodies.iter().map(|(_, b)| b.len()).sum::<usize>() / n;
+    let t = Instant::now();
+    let (mut up, mut down) = (0, 0);
+    for (m, b) in &bodies {
+        let (r, u, d) = c.push(&s.members[*m], b.clone()).await;
+        assert!(
+            r.results
+                .iter()
+                .all(|x| matches!(x.outcome, Outcome::Applied { .. })),
+            "push applied"
+        );
+        up += u;
+        down += d;
+    }
+    rows.push(row(
+        "push N to an empty server",
+        t.elapsed(),
+        Some(n),
+        members as u64,
+        up,
+        down,
+        server.peak_rss_mb(),
+        format!("~{avg} B of JSON per sheet"),
+    ));
+
+    // Pull N to a fresh device (the chair sees every sheet).
+    let t = Instant::now();
+    let (sheets, requests, bytes, cursor) = pull_all(&c, &s.chair, 0).await;
+    assert_eq!(sheets, n);
+    rows.push(row(
+        "pull N to a fresh device",
+        t.elapsed(),
+        Some(n),
+        requests,
+        0,
+        bytes,
+        server.peak_rss_mb(),
+        "gzip".into(),
+    ));
+
+    // Current revisions of member 0's sheets, as its devices last pulled them.
+    let (mine, _) = c.pull(&s.members[0], 0).await;
+    let mut revs: BTreeMap<Uuid, (SheetState, u64)> = BTreeMap::new();
+    let mut page = mine;
+    let mut cur = 0;
+    loop {
+        for ch in &page.changes {
+            if let Entity::Sheet(st) = &ch.entity {
+                let rev = st.answers.get("1.2").map_or(0, |a| a.rev);
+                revs.insert(st.id, ((**st).clone(), rev));
+            }
+        }
+        if !page.has_more {
+            break;
+        }
+        cur = page.next_cursor;
+        page = c.pull(&s.members[0], cur).await.0;
+    }
+    let _ = cur;
+    let edit = |st: &SheetState, rev: u64, option: &str, id: u64| Mutation {
+        id,
+        client_time: None,
+        op: Op::SetAnswers {
+            sheet: SheetKey {
+                sheet_id: st.id,
+                round_id: st.round_id,
+                product_id: st.product_id,
+                rubric: st.rubric.clone(),
+            },
+            answers: vec![AnswerEdit {
+                criterion: "1.2".into(),
+                answer: Answer {
+                    option: Some(option.into()),
+                    ..Default::default()
+                },
+                base_rev: rev,
+            }],
+        },
+    };
+
+    // Push 100 changed sheets (one request).
+    let changed = body(
+        revs.values()
+            .take(100)
+            .enumerate()
+            .map(|(i, (st, rev))| edit(st, *rev, "a", 1000 + i as u64))
+            .collect(),
+    );
+    let t = Instant::now();
+    let (r, u, d) = c.push(&s.members[0], changed).await;
+    let el = t.elapsed();
+    assert!(
+        r.results
+            .iter()
+            .all(|x| matches!(x.outcome, Outcome::Applied { .. }))
+    );
+    rows.push(row(
+        "push 100 changed sheets",
+        el,
+        Some(100),
+        1,
+        u,
+        d,
+        server.peak_rss_mb(),
+        String::new(),
+    ));
+
+    // Pull those 100.
+    let t = Instant::now();
+    let (sheets, requests, bytes, cursor2) = pull_all(&c, &s.chair, cursor).await;
+    rows.push(row(
+        "pull the 100 changed sheets",
+        t.elapsed(),
+        Some(sheets),
+        requests,
+        0,
+        bytes,
+        server.peak_rss_mb(),
+        String::new(),
+    ));
+    assert_eq!(sheets, 100);
+
+    // A sync with nothing to send: one pull round trip at the current cursor (median of 50).
+    let mut times = Vec::new();
+    let mut nbytes = 0;
+    for _ in 0..50 {
+        let t = Instant::now();
+        let (p, b) = c.pull(&s.chair, cursor2).await;
+        times.push(t.elapsed());
+        nbytes = b;
+        assert!(p.changes.is_empty());
+    }
+    times.sort();
+    rows.push(row(
+        "sync with nothing to send (median of 50)",
+        times[25],
+        None,
+        1,
+        0,
+        nbytes,
+        server.peak_rss_mb(),
+        format!("p99 {:.2} ms", ms(times[49])),
+    ));
+
+    // 100 sheets edited differently on two devices of member 0 while offline.
+    let (now_mine, _) = c.pull(&s.members[0], 0).await;
+    let _ = now_mine;
+    let mut cur_revs = BTreeMap::new();
+    let (mut cursor3, mut more) = (0, true);
+    while more {
+        let (p, _) = c.pull(&s.members[0], cursor3).await;
+        for ch in &p.changes {
+            if let Entity::Sheet(st) = &ch.entity {
+                cur_revs.insert(
+                    st.id,
+                    ((**st).clone(), st.answers.get("1.2").map_or(0, |a| a.rev)),
+                );
+            }
+        }
+        cursor3 = p.next_cursor;
+        more = p.has_more;
+    }
+    let targets: Vec<_> = cur_revs.values().take(100).cloned().collect();
+    let a = body(
+        targets
+            .iter()
+            .enumerate()
+            .map(|(i, (st, rev))| edit(st, *rev, "b", 2000 + i as u64))
+            .collect(),
+    );
+    let b = body(
+        targets
+            .iter()
+            .enumerate()
+            .map(|(i, (st, rev))| edit(st, *rev, "c", 1 + i as u64))
+            .collect(),
+    );
+    let t = Instant::now();
+    let (ra, _, _) = c.push(&s.members[0], a).await;
+    let (rb, _, _) = c.push(&s.member0_second, b).await;
+    let el = t.elapsed();
+    let applied = ra
+        .results
+        .iter()
+        .filter(|x| matches!(x.outcome, Outcome::Applied { .. }))
+        .count();
+    let flagged = rb
+        .results
+        .iter()
+        .filter(|x| matches!(x.outcome, Outcome::Conflict { .. }))
+        .count();
+    // Lost: an edit neither current nor kept as a conflict.
+    let (after, _) = {
+        let mut all = BTreeMap::new();
+        let (mut cu, mut more) = (0, true);
+        while more {
+            let (p, _) = c.pull(&s.members[0], cu).await;
+            for ch in p.changes {
+                if let Entity::Sheet(st) = ch.entity {
+                    all.insert(st.id, *st);
+                }
+            }
+            cu = p.next_cursor;
+            more = p.has_more;
+        }
+        (all, ())
+    };
+    let mut lost = 0;
+    for (st, _) in &targets {
+        let now = &after[&st.id];
+        let a_kept = now
+            .answers
+            .get("1.2")
+            .is_some_and(|x| x.answer.option.as_deref() == Some("b"));
+        let b_kept = now.answers.get("1.2").is_some_and(|x| x.answer.option.as_deref() == Some("c"))
+            || now.conflicts.iter().any(|c| matches!(&c.field, ConflictField::Answer { criterion, theirs } if criterion == "1.2" && theirs.option.as_deref() == Some("c")));
+        lost += usize::from(!a_kept) + usize::from(!b_kept);
+    }
+    rows.push(row(
+        "100 sheets edited on two devices offline, both sync",
+        el,
+        Some(200),
+        2,
+        0,
+        0,
+        server.peak_rss_mb(),
+        format!("{applied} applied, {flagged} conflicts flagged, {lost} edits lost"),
+    ));
+}
+
+async fn concurrent(devices: usize, per_device: usize, rows: &mut Vec<Row>) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let s = tokio::task::block_in_place(|| setup(tmp.path(), devices, per_device));
+    let server = start_server(tmp.path()).await;
+    let c = Arc::new(Client::new(&server.url));
+    let bodies: Vec<Vec<u8>> = (0..devices)
+        .map(|m| {
+            body(
+                s.products
+                    .iter()
+                    .enumerate()
+                    .map(|(p, prod)| Mutation {
+                        id: p as u64 + 1,
+                        client_time: None,
+                        op: full_sheet(&s.rubric, prod, m + p),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let up: u64 = bodies.iter().map(|b| b.len() as u64).sum();
+    let start = Arc::new(tokio::sync::Barrier::new(devices));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for (m, b) in bodies.into_iter().enumerate() {
+        let (c, token, start) = (c.clone(), s.members[m].clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let t = Instant::now();
+            let (r, _, d) = c.push(&token, b).await;
+            assert!(
+                r.results
+                    .iter()
+                    .all(|x| matches!(x.outcome, Outcome::Applied { .. }))
+            );
+            (t.elapsed(), d)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut down = 0;
+    for t in tasks {
+        let (l, d) = t.await.expect("task");
+        lat.push(l);
+        down += d;
+    }
+    let el = t.elapsed();
+    lat.sort();
+    let p = |q: f64| ms(lat[((lat.len() as f64 - 1.0) * q).round() as usize]);
+    rows.push(Row {
+        n: devices * per_device,
+        phase: format!("{devices} devices push {per_device} sheets each, concurrently"),
+        ms: ms(el),
+        sheets_per_s: Some((devices * per_device) as f64 / el.as_secs_f64()),
+        requests: devices as u64,
+        bytes_up: up,
+        bytes_down: down,
+        server_peak_rss_mb: server.peak_rss_mb(),
+        note: format!("latency p50 {:.1} ms, p99 {:.1} ms", p(0.5), p(0.99)),
+    });
+}
+
+async fn bench_main() {
+    let ns: Vec<usize> = std::env::var("OCOP_BENCH_N")
+        .unwrap_or_else(|_| "1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let mut rows = Vec::new();
+    for n in ns {
+        phases(n, &mut rows).await;
+    }
+    concurrent(500, 20, &mut rows).await;
+    for r in &rows {
+        println!("{}", serde_json::to_string(r).expect("json"));
+    }
+    println!(
+        "\n| N | phase | ms | sheets/s | requests | bytes up | bytes down | server peak RSS MB | note |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in &rows {
+        println!(
+            "| {} | {} | {:.2} | {} | {} | {} | {} | {:.1} | {} |",
+            r.n,
+            r.phase,
+            r.ms,
+            r.sheets_per_s.map_or("—".into(), |v| format!("{v:.0}")),
+            r.requests,
+            r.bytes_up,
+            r.bytes_down,
+            r.server_peak_rss_mb,
+            r.note
+        );
+    }
+}
