@@ -105,31 +105,67 @@ impl Api {
         finish(rb.send().await).await
     }
 
-    /// Uploads one attachment whole (`PUT /attachments/{sha256}`).
+    /// Uploads one attachment; when the server already holds part of it
+    /// (a 409 naming `received`), sends only the rest.
     pub async fn put_attachment(&self, sha: &str, content_type: &str, bytes: Vec<u8>) -> Result<(), Failure> {
+        match self.put_from(sha, content_type, &bytes, 0).await {
+            Err(PutError::Resume(from)) if from < bytes.len() as u64 => {
+                match self.put_from(sha, content_type, &bytes, from).await {
+                    Ok(()) => Ok(()),
+                    Err(PutError::Resume(_)) => Err(Failure::Transient("attachment upload raced another upload".into())),
+                    Err(PutError::Failed(f)) => Err(f),
+                }
+            }
+            Err(PutError::Resume(_)) => Err(Failure::Transient("attachment upload could not resume".into())),
+            Err(PutError::Failed(f)) => Err(f),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    async fn put_from(&self, sha: &str, content_type: &str, bytes: &[u8], from: u64) -> Result<(), PutError> {
+        let total = bytes.len() as u64;
         let mut rb = self
             .http
-            .put(format!("{}/{sha}", url(&self.base, paths::ATTACHMENTS)))
+            .put(format!(
+                "{}/{sha}?offset={from}&total={total}",
+                url(&self.base, paths::ATTACHMENTS)
+            ))
             .header(CONTENT_TYPE, content_type)
-            .body(bytes);
+            .body(bytes[from as usize..].to_vec());
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
         }
-        let resp = rb.send().await.map_err(|e| send_failure(&e))?;
+        let resp = rb.send().await.map_err(|e| PutError::Failed(send_failure(&e)))?;
         let status = resp.status().as_u16();
+        let b = resp.bytes().await.unwrap_or_default();
         match classify_status(status) {
             StatusClass::Success => Ok(()),
-            StatusClass::Unauthorized => Err(Failure::Unauthorized),
-            StatusClass::Transient => Err(Failure::Transient(format!("attachment upload failed (http {status})"))),
+            StatusClass::Unauthorized => Err(PutError::Failed(Failure::Unauthorized)),
+            StatusClass::Transient => Err(PutError::Failed(Failure::Transient(format!(
+                "attachment upload failed (http {status})"
+            )))),
             StatusClass::Permanent => {
-                let b = resp.bytes().await.unwrap_or_default();
-                Err(Failure::Permanent {
-                    status,
-                    message: message_of(&b).unwrap_or_else(|| format!("http {status}")),
-                })
+                let body = serde_json::from_slice::<ErrorBody>(&b).ok();
+                let received = body
+                    .as_ref()
+                    .and_then(|e| e.details.as_ref())
+                    .and_then(|d| d.get("received"))
+                    .and_then(|r| r.as_u64());
+                match (status, received) {
+                    (409, Some(r)) => Err(PutError::Resume(r)),
+                    _ => Err(PutError::Failed(Failure::Permanent {
+                        status,
+                        message: body.map_or_else(|| format!("http {status}"), |e| e.message),
+                    })),
+                }
             }
         }
     }
+}
+
+enum PutError {
+    Resume(u64),
+    Failed(Failure),
 }
 
 pub(crate) fn push_request(mutations: Vec<ocop_shared::wire::Mutation>) -> PushRequest {

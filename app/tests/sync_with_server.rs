@@ -112,6 +112,23 @@ async fn a_round_scored_by_three_members_and_a_chair_is_aggregated_finalized_and
         "a member sees only their own sheet before release"
     );
 
+    // The chair reopens one sheet; the member re-scores one criterion and resubmits.
+    let m0 = s.demo.members()[0].id;
+    chair.dev.reopen(p, m0, "kiểm tra lại tiêu chí 1").unwrap();
+    assert_eq!(chair.dev.council_result(p).unwrap().members.len(), 3, "a reopened sheet is not averaged");
+    sync(&chair.dev).await;
+    sync(&members[0].dev).await;
+    let v = members[0].dev.sheet(p).unwrap();
+    assert_eq!(v.sheet.status, SheetStatus::Reopened);
+    assert_eq!(v.sheet.reopen_reason.as_deref(), Some("kiểm tra lại tiêu chí 1"));
+    assert!(v.editable);
+    let (c, o) = option(&members[0].dev, p, 0, 0);
+    members[0].dev.set_answer(p, &c, Some(&o)).unwrap();
+    members[0].dev.submit(p).unwrap();
+    sync(&members[0].dev).await;
+    sync(&chair.dev).await;
+    assert_eq!(members[0].dev.needs_attention().unwrap(), vec![]);
+
     let r = chair.dev.council_result(p).unwrap();
     assert_eq!(r.members.len(), 4);
     assert!(r.can_finalize, "{r:?}");
@@ -293,4 +310,23 @@ async fn enrolment_by_code_and_sign_out_names_what_would_be_lost() {
     sync(&d).await;
     d.sign_out(false).unwrap();
     assert_eq!(d.status().unwrap().state, SyncState::SignedOut);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_photo_is_stored_content_addressed_and_uploaded_after_the_sheet() {
+    let s = server().await;
+    let d = device(&s.srv.url, &s.demo.members()[5]).await;
+    sync(&d.dev).await;
+    let p = s.demo.product_ids[5];
+    let (c, o) = option(&d.dev, p, 0, 0);
+    d.dev.set_answer(p, &c, Some(&o)).unwrap();
+    let photo = vec![7u8; 300_000];
+    let sha = d.dev.add_attachment(p, &c, &photo, "image/jpeg").unwrap();
+    assert_eq!(std::fs::read(d.dev.attachment_path(&sha)).unwrap(), photo);
+    assert_eq!(d.dev.sheet(p).unwrap().sheet.answers[&c].answer.attachments, vec![sha.clone()]);
+    let r = sync(&d.dev).await;
+    assert_eq!(r.attachments_uploaded, 1);
+    assert!(s.dir.path().join("attachments").join(&sha).exists());
+    // Nothing left to upload on the next sync.
+    assert_eq!(sync(&d.dev).await.attachments_uploaded, 0);
 }
