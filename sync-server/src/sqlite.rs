@@ -1951,7 +1951,7 @@ impl Store for SqliteStore {
             }
             // ... and the round's reference data and decisions (visibility changed).
             tx.execute(
-                "UPDATE entities SET seq = ?1 WHERE round_id = ?2 AND kind IN ('round', 'product', 'participation', 'decision')",
+                "UPDATE entities SET seq = ?1 WHERE round_id = ?2 AND kind IN ('round', 'product', 'participation', 'decision', 'sheet')",
                 params![seq as i64, round.id.to_string()],
             )?;
             audit(tx, actor, "set_roster", serde_json::json!({"round_id": round.id, "members": req.members.len()}), Some(seq))?;
