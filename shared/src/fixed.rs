@@ -132,7 +132,7 @@ mod tests {
     #[case::exact(181, 2, "90.50")]
     #[case::thirds_down(271, 3, "90.33")]
     #[case::thirds_up(272, 3, "90.67")]
-    #[case::half_hundredth_rounds_up(72_1, 8, "90.13")] // 721/8 = 90.125
+    #[case::half_hundredth_rounds_up(721, 8, "90.13")] // 721/8 = 90.125
     #[case::just_below_ninety(629, 7, "89.86")]
     #[case::zero(0, 5, "0.00")]
     fn mean_rounds_half_away_from_zero(#[case] sum: i64, #[case] n: u64, #[case] want: &str) {

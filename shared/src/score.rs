@@ -90,8 +90,8 @@ pub fn check_answer(rubric: &Rubric, criterion: &str, answer: &Answer) -> Result
             rubric: format!("{}@{}", rubric.id, rubric.version),
             criterion: criterion.to_string(),
         })?;
-    if let Some(o) = &answer.option {
-        if c.option(o).is_none() {
+    if let Some(o) = &answer.option
+        && c.option(o).is_none() {
             let valid: Vec<String> = c
                 .options()
                 .map(|o| format!("{}={}", o.id, o.points))
@@ -102,7 +102,6 @@ pub fn check_answer(rubric: &Rubric, criterion: &str, answer: &Answer) -> Result
                 valid: valid.join(", "),
             });
         }
-    }
     if answer.knockout && c.knockout.is_none() {
         return Err(AnswerError::NoKnockout {
             criterion: criterion.to_string(),
@@ -148,8 +147,8 @@ pub fn score_sheet(
     let mut zeroed: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut flags = BTreeSet::new();
     for (p, s, c) in rubric.criteria() {
-        if let (Some(k), Some(a)) = (&c.knockout, answers.get(&c.code)) {
-            if a.knockout {
+        if let (Some(k), Some(a)) = (&c.knockout, answers.get(&c.code))
+            && a.knockout {
                 match k.effect {
                     KnockoutEffect::ZeroSection => {
                         zeroed
@@ -163,7 +162,6 @@ pub fn score_sheet(
                     }
                 }
             }
-        }
     }
 
     let mut parts = Vec::with_capacity(rubric.parts.len());
@@ -213,15 +211,14 @@ pub fn score_sheet(
         });
     }
     for r in &rubric.star_requirements {
-        if let Some(&got) = points_of.get(r.criterion.as_str()) {
-            if got < r.min_points {
+        if let Some(&got) = points_of.get(r.criterion.as_str())
+            && got < r.min_points {
                 flags.insert(SheetFlag::Cap {
                     criterion: r.criterion.clone(),
                     cap: r.stars.saturating_sub(1),
                     requirement_stars: Some(r.stars),
                 });
             }
-        }
     }
     let total: u32 = parts.iter().map(|p| p.points).sum();
     let flags: Vec<SheetFlag> = flags.into_iter().collect();
