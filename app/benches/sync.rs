@@ -12,14 +12,17 @@ use ocop_shared::bundled;
 use ocop_shared::rubric::RubricRef;
 use ocop_shared::wire::{
     AccountRole, Answer, AnswerEdit, CouncilRole, CreateProductRequest, CreateRoundRequest,
-    CreateUserRequest, Level, LoginRequest, MAX_BATCH_MUTATIONS, Mutation, Op, PushRequest,
-    RosterLine, SetRosterRequest, SheetKey, PROTOCOL_VERSION,
+    CreateUserRequest, Level, LoginRequest, MAX_BATCH_MUTATIONS, Mutation, Op, PROTOCOL_VERSION,
+    PushRequest, RosterLine, SetRosterRequest, SheetKey,
 };
 use ocop_sync_server::{Principal, demo, testing};
 use uuid::Uuid;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn product(round: Uuid, i: usize, r: &ocop_shared::rubric::Rubric) -> CreateProductRequest {
@@ -41,10 +44,17 @@ fn product(round: Uuid, i: usize, r: &ocop_shared::rubric::Rubric) -> CreateProd
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         push_sheets(env("OCOP_BENCH_SHEETS", 1000)).await;
-        chair_pull(env("OCOP_BENCH_PRODUCTS", 100), env("OCOP_BENCH_MEMBERS", 15)).await;
+        chair_pull(
+            env("OCOP_BENCH_PRODUCTS", 100),
+            env("OCOP_BENCH_MEMBERS", 15),
+        )
+        .await;
     });
 }
 
@@ -55,12 +65,17 @@ async fn push_sheets(n: usize) {
     let sys = Principal::system();
     let rubric = &bundled::scoreable()[0];
     for i in 0..n {
-        srv.state.store.create_product(&sys, &product(info.round_id, i, rubric)).unwrap();
+        srv.state
+            .store
+            .create_product(&sys, &product(info.round_id, i, rubric))
+            .unwrap();
     }
     let u = &info.members()[0];
     let ddir = tempfile::tempdir().unwrap();
     let d = Device::open(ddir.path()).unwrap();
-    d.login(&srv.url, &u.username, &u.password, "bench").await.unwrap();
+    d.login(&srv.url, &u.username, &u.password, "bench")
+        .await
+        .unwrap();
     let t = Instant::now();
     let r = d.sync_now().await.unwrap();
     println!(
@@ -82,7 +97,8 @@ async fn push_sheets(n: usize) {
     for (k, p) in ids.iter().enumerate() {
         for (i, (_, _, c)) in rubric.criteria().enumerate() {
             let opts: Vec<_> = c.options().collect();
-            d.set_answer(*p, &c.code, Some(&opts[(i + k) % opts.len()].id)).unwrap();
+            d.set_answer(*p, &c.code, Some(&opts[(i + k) % opts.len()].id))
+                .unwrap();
             taps += 1;
         }
         d.submit(*p).unwrap();
@@ -153,14 +169,23 @@ async fn chair_pull(products: usize, members: usize) {
                     .enumerate()
                     .map(|(i, (u, _))| RosterLine {
                         user_id: u.id,
-                        role: if i == 0 { CouncilRole::Chair } else { CouncilRole::Member },
+                        role: if i == 0 {
+                            CouncilRole::Chair
+                        } else {
+                            CouncilRole::Member
+                        },
                     })
                     .collect(),
             },
         )
         .unwrap();
     let pids: Vec<Uuid> = (0..products)
-        .map(|i| store.create_product(&sys, &product(round.id, i, rubric)).unwrap().id)
+        .map(|i| {
+            store
+                .create_product(&sys, &product(round.id, i, rubric))
+                .unwrap()
+                .id
+        })
         .collect();
     // Every member scores and submits every product (through the store, to keep setup short).
     let t = Instant::now();
@@ -231,13 +256,21 @@ async fn chair_pull(products: usize, members: usize) {
     );
     let ddir = tempfile::tempdir().unwrap();
     let d = Device::open(ddir.path()).unwrap();
-    d.login(&srv.url, &users[0].1, &format!("pw-{}", users[0].1), "chair laptop")
-        .await
-        .unwrap();
+    d.login(
+        &srv.url,
+        &users[0].1,
+        &format!("pw-{}", users[0].1),
+        "chair laptop",
+    )
+    .await
+    .unwrap();
     let t = Instant::now();
     let r = d.sync_now().await.unwrap();
     let s = t.elapsed().as_secs_f64();
-    let sheets = pids.iter().map(|p| d.sheets_of_product(*p).unwrap().len()).sum::<usize>();
+    let sheets = pids
+        .iter()
+        .map(|p| d.sheets_of_product(*p).unwrap().len())
+        .sum::<usize>();
     assert_eq!(sheets, products * members);
     println!(
         "[pull] chair's fresh device: {} changes ({sheets} sheets) in {} requests, {s:.2} s = {:.0} sheets/s",

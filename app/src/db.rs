@@ -81,7 +81,9 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     // WAL: readers never block the writer and a commit is one append.
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(Error::Storage(format!("could not switch to wal mode (got {mode})")));
+        return Err(Error::Storage(format!(
+            "could not switch to wal mode (got {mode})"
+        )));
     }
     // FULL: a committed tap survives power loss, not just a process kill.
     conn.pragma_update(None, "synchronous", "FULL")?;

@@ -122,8 +122,10 @@ pub(crate) fn now() -> String {
 }
 
 pub(crate) fn meta_get(c: &Connection, key: &str) -> Result<Option<String>> {
-    Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-        .optional()?)
+    Ok(
+        c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?,
+    )
 }
 
 pub(crate) fn meta_set(c: &Connection, key: &str, value: &str) -> Result<()> {
@@ -151,12 +153,18 @@ pub(crate) fn session_of(c: &Connection) -> Result<Option<Session>> {
     Ok(Some(Session {
         server_url: url,
         token,
-        device_id: dev.parse().map_err(|_| Error::Storage("bad device id".into()))?,
+        device_id: dev
+            .parse()
+            .map_err(|_| Error::Storage("bad device id".into()))?,
         user: serde_json::from_str(&user)?,
     }))
 }
 
-pub(crate) fn local<T: DeserializeOwned>(c: &Connection, kind: &str, key: &str) -> Result<Option<T>> {
+pub(crate) fn local<T: DeserializeOwned>(
+    c: &Connection,
+    kind: &str,
+    key: &str,
+) -> Result<Option<T>> {
     let s: Option<String> = c
         .query_row(
             "SELECT local_json FROM entities WHERE kind = ?1 AND key = ?2",
@@ -184,7 +192,11 @@ fn server<T: DeserializeOwned>(c: &Connection, kind: &str, key: &str) -> Result<
     })
 }
 
-fn all_local<T: DeserializeOwned>(c: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<T>> {
+fn all_local<T: DeserializeOwned>(
+    c: &Connection,
+    sql: &str,
+    p: impl rusqlite::Params,
+) -> Result<Vec<T>> {
     let mut st = c.prepare_cached(sql)?;
     let rows = st.query_map(p, |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
@@ -415,7 +427,13 @@ impl Device {
     }
 
     /// Signs in with a username and password (chairs' laptops, or after a 401).
-    pub async fn login(&self, server_url: &str, username: &str, password: &str, device_name: &str) -> Result<UserInfo> {
+    pub async fn login(
+        &self,
+        server_url: &str,
+        username: &str,
+        password: &str,
+        device_name: &str,
+    ) -> Result<UserInfo> {
         let api = self.anon(server_url);
         let t: Token = api
             .post(
@@ -448,7 +466,9 @@ impl Device {
         };
         let prev_url = meta_get(&tx, "last_server_url")?;
         let other_user = prev.as_ref().is_some_and(|p| p.id != t.user.id)
-            || prev_url.as_deref().is_some_and(|u| u != server_url.trim_end_matches('/'));
+            || prev_url
+                .as_deref()
+                .is_some_and(|u| u != server_url.trim_end_matches('/'));
         if other_user {
             let pending = count(&tx, "SELECT COUNT(*) FROM outbox")?;
             if pending > 0 {
@@ -494,7 +514,11 @@ impl Device {
     // ------------------------------------------------------------ reading
 
     pub fn rounds(&self) -> Result<Vec<RoundInfo>> {
-        all_local(&self.conn(), "SELECT local_json FROM entities WHERE kind = 'round' ORDER BY key", [])
+        all_local(
+            &self.conn(),
+            "SELECT local_json FROM entities WHERE kind = 'round' ORDER BY key",
+            [],
+        )
     }
 
     /// This user's council role in a round, if any.
@@ -518,14 +542,20 @@ impl Device {
         for p in products {
             let sheet: Option<SheetState> =
                 local(&c, SHEET, &model::sheet_key(p.round_id, p.id, s.user.id))?;
-            let rubric: Option<Rubric> =
-                local(&c, "rubric", &model::rubric_key(&p.rubric.id, p.rubric.version))?;
+            let rubric: Option<Rubric> = local(
+                &c,
+                "rubric",
+                &model::rubric_key(&p.rubric.id, p.rubric.version),
+            )?;
             let decision = local(&c, DECISION, &model::decision_key(p.round_id, p.id))?;
             out.push(ProductItem {
                 my_status: sheet.as_ref().map(|s| s.status),
-                answered: sheet
-                    .as_ref()
-                    .map_or(0, |s| s.answers.values().filter(|a| a.answer.option.is_some()).count()),
+                answered: sheet.as_ref().map_or(0, |s| {
+                    s.answers
+                        .values()
+                        .filter(|a| a.answer.option.is_some())
+                        .count()
+                }),
                 criteria: rubric.map_or(0, |r| r.criterion_count()),
                 decision,
                 product: p,
@@ -542,12 +572,19 @@ impl Device {
     }
 
     fn product(c: &Connection, product: Uuid) -> Result<ProductInfo> {
-        local(c, "product", &product.to_string())?.ok_or_else(|| Error::not_found("product", product))
+        local(c, "product", &product.to_string())?
+            .ok_or_else(|| Error::not_found("product", product))
     }
 
     fn rubric_of(c: &Connection, p: &ProductInfo) -> Result<Rubric> {
-        local(c, "rubric", &model::rubric_key(&p.rubric.id, p.rubric.version))?
-            .ok_or_else(|| Error::not_found("rubric", model::rubric_key(&p.rubric.id, p.rubric.version)))
+        local(
+            c,
+            "rubric",
+            &model::rubric_key(&p.rubric.id, p.rubric.version),
+        )?
+        .ok_or_else(|| {
+            Error::not_found("rubric", model::rubric_key(&p.rubric.id, p.rubric.version))
+        })
     }
 
     fn round(c: &Connection, round: Uuid) -> Result<RoundInfo> {
@@ -572,7 +609,13 @@ impl Device {
         self.sheet_view(&c, &s, product, owner)
     }
 
-    fn sheet_view(&self, c: &Connection, s: &Session, product: Uuid, owner: Uuid) -> Result<SheetView> {
+    fn sheet_view(
+        &self,
+        c: &Connection,
+        s: &Session,
+        product: Uuid,
+        owner: Uuid,
+    ) -> Result<SheetView> {
         let p = Self::product(c, product)?;
         let rubric = Self::rubric_of(c, &p)?;
         let round = Self::round(c, p.round_id)?;
@@ -674,7 +717,10 @@ impl Device {
             "SELECT local_json FROM entities WHERE kind = 'sheet' AND open_conflicts > 0",
             [],
         )?;
-        Ok(sheets.iter().flat_map(|x| conflict_views(x, s.device_id)).collect())
+        Ok(sheets
+            .iter()
+            .flat_map(|x| conflict_views(x, s.device_id))
+            .collect())
     }
 
     pub fn status(&self) -> Result<SyncStatus> {
@@ -682,7 +728,10 @@ impl Device {
         let signed_in = session_of(&c)?.is_some();
         let pending = count(&c, "SELECT COUNT(*) FROM outbox")?;
         let needs_attention = count(&c, "SELECT COUNT(*) FROM attention")?;
-        let conflicts = count(&c, "SELECT COALESCE(SUM(open_conflicts), 0) FROM entities WHERE kind = 'sheet'")?;
+        let conflicts = count(
+            &c,
+            "SELECT COALESCE(SUM(open_conflicts), 0) FROM entities WHERE kind = 'sheet'",
+        )?;
         let last_success = meta_get(&c, "last_success")?;
         let need_sign_in = meta_get(&c, "need_sign_in")?.is_some();
         drop(c);
@@ -730,7 +779,12 @@ impl Device {
     }
 
     /// Changes one criterion's answer of this user's sheet.
-    fn edit_answer(&self, product: Uuid, criterion: &str, f: impl FnOnce(&mut Answer)) -> Result<()> {
+    fn edit_answer(
+        &self,
+        product: Uuid,
+        criterion: &str,
+        f: impl FnOnce(&mut Answer),
+    ) -> Result<()> {
         self.write(|tx, s| {
             let p = Self::product(tx, product)?;
             let rubric = Self::rubric_of(tx, &p)?;
@@ -741,7 +795,8 @@ impl Device {
                 .map(|a| a.answer.clone())
                 .unwrap_or_default();
             f(&mut answer);
-            score::check_answer(&rubric, criterion, &answer).map_err(|e| Error::Invalid(e.to_string()))?;
+            score::check_answer(&rubric, criterion, &answer)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
             let base_rev = server::<SheetState>(tx, SHEET, &key)?
                 .and_then(|x| x.answers.get(criterion).map(|a| a.rev))
                 .unwrap_or(0);
@@ -768,7 +823,11 @@ impl Device {
         })
     }
 
-    fn my_editable_sheet(c: &Connection, s: &Session, p: &ProductInfo) -> Result<(String, Option<SheetState>)> {
+    fn my_editable_sheet(
+        c: &Connection,
+        s: &Session,
+        p: &ProductInfo,
+    ) -> Result<(String, Option<SheetState>)> {
         if Self::decision(c, p)?.is_some_and(|d| d.finalized) {
             return Err(Error::Invalid(format!(
                 "product {} is finalized by the chair; its sheets are locked",
@@ -777,7 +836,10 @@ impl Device {
         }
         let key = model::sheet_key(p.round_id, p.id, s.user.id);
         let sheet: Option<SheetState> = local(c, SHEET, &key)?;
-        if sheet.as_ref().is_some_and(|x| x.status == SheetStatus::Submitted) {
+        if sheet
+            .as_ref()
+            .is_some_and(|x| x.status == SheetStatus::Submitted)
+        {
             return Err(Error::Invalid(format!(
                 "the sheet for {} is submitted; the chair must reopen it before it can change",
                 p.code
@@ -788,7 +850,9 @@ impl Device {
 
     /// Picks an option (`None` clears it). Committed before returning.
     pub fn set_answer(&self, product: Uuid, criterion: &str, option: Option<&str>) -> Result<()> {
-        self.edit_answer(product, criterion, |a| a.option = option.map(str::to_string))
+        self.edit_answer(product, criterion, |a| {
+            a.option = option.map(str::to_string)
+        })
     }
 
     /// Raises or lowers a criterion's knock-out.
@@ -829,7 +893,13 @@ impl Device {
     /// Stores a photo content-addressed in the data dir, attaches it to a
     /// criterion, and returns its SHA-256. The bytes go up separately from the
     /// sheet so text never waits behind photos.
-    pub fn add_attachment(&self, product: Uuid, criterion: &str, bytes: &[u8], content_type: &str) -> Result<String> {
+    pub fn add_attachment(
+        &self,
+        product: Uuid,
+        criterion: &str,
+        bytes: &[u8],
+        content_type: &str,
+    ) -> Result<String> {
         if bytes.len() as u64 > ocop_shared::wire::MAX_ATTACHMENT_BYTES {
             return Err(Error::Invalid(format!(
                 "the photo is {} bytes; the limit is {} bytes",
@@ -885,7 +955,9 @@ impl Device {
         let r: Option<RosterEntry> = local(c, "roster", &format!("{round}/{}", s.user.id))?;
         match r.filter(|r| r.active).map(|r| r.role) {
             Some(role @ (CouncilRole::Chair | CouncilRole::ViceChair)) => Ok(role),
-            _ => Err(Error::NotAllowed("only the council chair can do this".into())),
+            _ => Err(Error::NotAllowed(
+                "only the council chair can do this".into(),
+            )),
         }
     }
 
@@ -895,7 +967,8 @@ impl Device {
             let p = Self::product(tx, product)?;
             Self::require_chair(tx, s, p.round_id)?;
             let key = model::sheet_key(p.round_id, p.id, owner);
-            let sheet: SheetState = local(tx, SHEET, &key)?.ok_or_else(|| Error::not_found("sheet", &key))?;
+            let sheet: SheetState =
+                local(tx, SHEET, &key)?.ok_or_else(|| Error::not_found("sheet", &key))?;
             enqueue(
                 tx,
                 SHEET,
@@ -910,7 +983,13 @@ impl Device {
     }
 
     /// A member abstains (own choice) or the chair recuses a member.
-    pub fn set_participation(&self, product: Uuid, user: Uuid, participation: Participation, reason: &str) -> Result<()> {
+    pub fn set_participation(
+        &self,
+        product: Uuid,
+        user: Uuid,
+        participation: Participation,
+        reason: &str,
+    ) -> Result<()> {
         self.write(|tx, s| {
             let p = Self::product(tx, product)?;
             if user != s.user.id {
@@ -949,7 +1028,10 @@ impl Device {
             if !result.can_finalize {
                 return Err(Error::Invalid(format!(
                     "cannot finalize {}: quorum {} of {} required (chair present: {})",
-                    p.code, result.quorum.present, result.quorum.required, result.quorum.chair_present
+                    p.code,
+                    result.quorum.present,
+                    result.quorum.required,
+                    result.quorum.chair_present
                 )));
             }
             let consensus_sheet = None;
@@ -1061,7 +1143,9 @@ impl Device {
 fn auth_error(f: Failure) -> Error {
     match f {
         Failure::Transient(m) => Error::Offline(m),
-        Failure::Unauthorized => Error::Refused("the code, username or password was not accepted".into()),
+        Failure::Unauthorized => {
+            Error::Refused("the code, username or password was not accepted".into())
+        }
         Failure::Permanent { message, .. } => Error::Refused(message),
     }
 }
@@ -1151,8 +1235,11 @@ pub(crate) fn council_result(c: &Connection, product: Uuid) -> Result<CouncilRes
     )?;
     let mut scored = Vec::new();
     for s in sheets.iter().filter(|s| s.status == SheetStatus::Submitted) {
-        let answers: BTreeMap<String, Answer> =
-            s.answers.iter().map(|(k, v)| (k.clone(), v.answer.clone())).collect();
+        let answers: BTreeMap<String, Answer> = s
+            .answers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.answer.clone()))
+            .collect();
         // A sheet that no longer fits its rubric is left out rather than
         // breaking the whole council view; the server quarantines such writes.
         if let Ok(sc) = score::score_sheet(&rubric, &answers, round.level) {

@@ -15,10 +15,14 @@ pub enum Error {
     #[error("the server no longer accepts this device; sign in again (nothing was deleted)")]
     SignInAgain,
     /// Sign-out or a change of user would lose work that never reached the server.
-    #[error("{pending} changes have not reached the server yet; sign out anyway only if losing them is acceptable")]
+    #[error(
+        "{pending} changes have not reached the server yet; sign out anyway only if losing them is acceptable"
+    )]
     UnsyncedWork { pending: u64 },
     /// The database file was written by a newer version of the app.
-    #[error("the local database has schema version {found}, newer than this app understands ({supported}); update the app")]
+    #[error(
+        "the local database has schema version {found}, newer than this app understands ({supported}); update the app"
+    )]
     DatabaseTooNew { found: i64, supported: i64 },
     #[error("unknown {what} {id}")]
     NotFound { what: &'static str, id: String },

@@ -48,9 +48,30 @@ pub(crate) fn place(e: &Entity) -> Placement {
         owner,
     };
     match e {
-        Entity::User(u) => p("user", u.id.to_string(), Some(u.id.to_string()), None, None, None),
-        Entity::Rubric(r) => p("rubric", rubric_key(&r.id, r.version), None, None, None, None),
-        Entity::Round(r) => p("round", r.id.to_string(), Some(r.id.to_string()), Some(r.id), None, None),
+        Entity::User(u) => p(
+            "user",
+            u.id.to_string(),
+            Some(u.id.to_string()),
+            None,
+            None,
+            None,
+        ),
+        Entity::Rubric(r) => p(
+            "rubric",
+            rubric_key(&r.id, r.version),
+            None,
+            None,
+            None,
+            None,
+        ),
+        Entity::Round(r) => p(
+            "round",
+            r.id.to_string(),
+            Some(r.id.to_string()),
+            Some(r.id),
+            None,
+            None,
+        ),
         Entity::Roster(r) => p(
             "roster",
             format!("{}/{}", r.round_id, r.user_id),
@@ -124,7 +145,10 @@ pub(crate) fn sheet_view(
     let mut sheet = server;
     for m in pending {
         match &m.op {
-            Op::SetAnswers { sheet: key, answers } => {
+            Op::SetAnswers {
+                sheet: key,
+                answers,
+            } => {
                 let s = sheet.get_or_insert_with(|| skeleton(key, owner));
                 for e in answers {
                     let rev = s.answers.get(&e.criterion).map_or(e.base_rev, |a| a.rev);
@@ -138,7 +162,9 @@ pub(crate) fn sheet_view(
                     );
                 }
             }
-            Op::SetNote { sheet: key, note, .. } => {
+            Op::SetNote {
+                sheet: key, note, ..
+            } => {
                 let s = sheet.get_or_insert_with(|| skeleton(key, owner));
                 s.note = note.clone();
             }
@@ -379,7 +405,11 @@ mod tests {
                 device_id: other,
             },
         );
-        let pending = vec![set(1, "1.1", "b", 5), set(2, "1.1", "c", 5), set(3, "2.1", "z", 0)];
+        let pending = vec![
+            set(1, "1.1", "b", 5),
+            set(2, "1.1", "c", 5),
+            set(3, "2.1", "z", 0),
+        ];
         let v = sheet_view(Some(server), Uuid::from_u128(7), &pending, dev).unwrap();
         assert_eq!(v.answers["1.1"].answer.option.as_deref(), Some("c"));
         assert_eq!(v.answers["1.1"].rev, 5, "keeps the server revision as base");
@@ -393,7 +423,13 @@ mod tests {
 
     #[test]
     fn a_sheet_nobody_pushed_yet_is_built_from_its_key() {
-        let v = sheet_view(None, Uuid::from_u128(7), &[set(1, "1.1", "b", 0)], Uuid::nil()).unwrap();
+        let v = sheet_view(
+            None,
+            Uuid::from_u128(7),
+            &[set(1, "1.1", "b", 0)],
+            Uuid::nil(),
+        )
+        .unwrap();
         assert_eq!(v.id, Uuid::from_u128(1));
         assert_eq!(v.owner_id, Uuid::from_u128(7));
         assert_eq!(v.status, SheetStatus::Draft);

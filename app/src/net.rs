@@ -40,7 +40,9 @@ fn send_failure(e: &reqwest::Error) -> Failure {
     Failure::Transient(format!("cannot reach the server: {e}"))
 }
 
-async fn finish<T: DeserializeOwned>(r: Result<reqwest::Response, reqwest::Error>) -> Result<T, Failure> {
+async fn finish<T: DeserializeOwned>(
+    r: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, Failure> {
     let resp = r.map_err(|e| send_failure(&e))?;
     let status = resp.status().as_u16();
     let bytes = resp
@@ -66,7 +68,9 @@ async fn finish<T: DeserializeOwned>(r: Result<reqwest::Response, reqwest::Error
 }
 
 fn message_of(bytes: &[u8]) -> Option<String> {
-    serde_json::from_slice::<ErrorBody>(bytes).ok().map(|b| b.message)
+    serde_json::from_slice::<ErrorBody>(bytes)
+        .ok()
+        .map(|b| b.message)
 }
 
 #[derive(Clone)]
@@ -86,7 +90,11 @@ impl Api {
             .body(serde_json::to_vec(body).unwrap_or_default())
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Failure> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Failure> {
         let rb = self.http.post(url(&self.base, path));
         finish(self.json(rb, body).send().await).await
     }
@@ -96,9 +104,10 @@ impl Api {
     }
 
     pub async fn pull(&self, cursor: u64, limit: usize) -> Result<PullResponse, Failure> {
-        let mut rb = self
-            .http
-            .get(format!("{}?cursor={cursor}&limit={limit}", url(&self.base, paths::PULL)));
+        let mut rb = self.http.get(format!(
+            "{}?cursor={cursor}&limit={limit}",
+            url(&self.base, paths::PULL)
+        ));
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
         }
@@ -107,22 +116,37 @@ impl Api {
 
     /// Uploads one attachment; when the server already holds part of it
     /// (a 409 naming `received`), sends only the rest.
-    pub async fn put_attachment(&self, sha: &str, content_type: &str, bytes: Vec<u8>) -> Result<(), Failure> {
+    pub async fn put_attachment(
+        &self,
+        sha: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), Failure> {
         match self.put_from(sha, content_type, &bytes, 0).await {
             Err(PutError::Resume(from)) if from < bytes.len() as u64 => {
                 match self.put_from(sha, content_type, &bytes, from).await {
                     Ok(()) => Ok(()),
-                    Err(PutError::Resume(_)) => Err(Failure::Transient("attachment upload raced another upload".into())),
+                    Err(PutError::Resume(_)) => Err(Failure::Transient(
+                        "attachment upload raced another upload".into(),
+                    )),
                     Err(PutError::Failed(f)) => Err(f),
                 }
             }
-            Err(PutError::Resume(_)) => Err(Failure::Transient("attachment upload could not resume".into())),
+            Err(PutError::Resume(_)) => Err(Failure::Transient(
+                "attachment upload could not resume".into(),
+            )),
             Err(PutError::Failed(f)) => Err(f),
             Ok(()) => Ok(()),
         }
     }
 
-    async fn put_from(&self, sha: &str, content_type: &str, bytes: &[u8], from: u64) -> Result<(), PutError> {
+    async fn put_from(
+        &self,
+        sha: &str,
+        content_type: &str,
+        bytes: &[u8],
+        from: u64,
+    ) -> Result<(), PutError> {
         let total = bytes.len() as u64;
         let mut rb = self
             .http
@@ -135,7 +159,10 @@ impl Api {
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
         }
-        let resp = rb.send().await.map_err(|e| PutError::Failed(send_failure(&e)))?;
+        let resp = rb
+            .send()
+            .await
+            .map_err(|e| PutError::Failed(send_failure(&e)))?;
         let status = resp.status().as_u16();
         let b = resp.bytes().await.unwrap_or_default();
         match classify_status(status) {

@@ -159,7 +159,10 @@ mod tests {
 
     #[test]
     fn unauthorized_waits_for_the_user_and_transient_retries() {
-        assert_eq!(after_attempt(&Err(Failure::Unauthorized), 3, 0.5), Next::WaitForUser);
+        assert_eq!(
+            after_attempt(&Err(Failure::Unauthorized), 3, 0.5),
+            Next::WaitForUser
+        );
         assert!(matches!(
             after_attempt(&Err(Failure::Transient("x".into())), 2, 0.5),
             Next::Retry(_)

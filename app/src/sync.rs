@@ -93,7 +93,8 @@ impl Device {
                 Err(Error::Offline(m))
             }
             Err(Stop::Net(Failure::Permanent { status, message })) => {
-                self.live().last_error = Some(status::refused_words(&format!("http {status}: {message}")));
+                self.live().last_error =
+                    Some(status::refused_words(&format!("http {status}: {message}")));
                 Err(Error::Refused(message))
             }
             Err(Stop::Local(e)) => {
@@ -110,14 +111,24 @@ impl Device {
         self.live().progress = Some(Progress { phase, done, total });
     }
 
-    async fn sync_inner(&self, api: &Api, s: &Session, report: &mut SyncReport) -> Result<(), Stop> {
+    async fn sync_inner(
+        &self,
+        api: &Api,
+        s: &Session,
+        report: &mut SyncReport,
+    ) -> Result<(), Stop> {
         let missing = self.push_all(api, s, report).await?;
         self.pull_all(api, s, report).await?;
         self.upload_attachments(api, &missing, report).await?;
         Ok(())
     }
 
-    async fn push_all(&self, api: &Api, s: &Session, report: &mut SyncReport) -> Result<Vec<String>, Stop> {
+    async fn push_all(
+        &self,
+        api: &Api,
+        s: &Session,
+        report: &mut SyncReport,
+    ) -> Result<Vec<String>, Stop> {
         let total = count(&self.conn(), "SELECT COUNT(*) FROM outbox")?;
         let mut done = 0u64;
         let mut limit = MAX_BATCH_MUTATIONS;
@@ -130,15 +141,27 @@ impl Device {
                 let mut c = self.conn();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let rows: Vec<(u64, String)> = {
-                    let mut st = tx.prepare_cached("SELECT id, body FROM outbox ORDER BY id LIMIT ?1")?;
-                    st.query_map([MAX_BATCH_MUTATIONS as i64], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))?
-                        .collect::<rusqlite::Result<_>>()?
+                    let mut st =
+                        tx.prepare_cached("SELECT id, body FROM outbox ORDER BY id LIMIT ?1")?;
+                    st.query_map([MAX_BATCH_MUTATIONS as i64], |r| {
+                        Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?
                 };
-                let plan: Vec<Pending> = rows.iter().map(|(id, b)| Pending { id: *id, bytes: b.len() }).collect();
+                let plan: Vec<Pending> = rows
+                    .iter()
+                    .map(|(id, b)| Pending {
+                        id: *id,
+                        bytes: b.len(),
+                    })
+                    .collect();
                 let n = plan::next_batch(&plan, limit);
                 if let Some((last, _)) = rows.get(n.wrapping_sub(1)) {
                     // From here on these bodies may reach the server: never rewrite them.
-                    tx.execute("UPDATE outbox SET sent = 1 WHERE id <= ?1 AND sent = 0", [*last as i64])?;
+                    tx.execute(
+                        "UPDATE outbox SET sent = 1 WHERE id <= ?1 AND sent = 0",
+                        [*last as i64],
+                    )?;
                 }
                 tx.commit()?;
                 rows.into_iter().take(n).collect()
@@ -159,7 +182,9 @@ impl Device {
                     missing.extend(resp.missing_attachments.iter().cloned());
                     done += n as u64;
                 }
-                Err(Failure::Permanent { status, message }) if matches!(status, 400 | 413 | 422) => {
+                Err(Failure::Permanent { status, message })
+                    if matches!(status, 400 | 413 | 422) =>
+                {
                     // The server refused the batch as a whole: narrow it down
                     // to the one mutation at fault, then set that one aside.
                     match plan::split_after_refusal(n) {
@@ -190,7 +215,13 @@ impl Device {
         Ok(())
     }
 
-    fn apply_push(&self, s: &Session, ms: &[Mutation], resp: &PushResponse, report: &mut SyncReport) -> Result<()> {
+    fn apply_push(
+        &self,
+        s: &Session,
+        ms: &[Mutation],
+        resp: &PushResponse,
+        report: &mut SyncReport,
+    ) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
@@ -215,7 +246,10 @@ impl Device {
                     report.conflicts += 1;
                 }
                 Outcome::Rejected { code, reason } => {
-                    let code = serde_json::to_value(code)?.as_str().unwrap_or("rejected").to_string();
+                    let code = serde_json::to_value(code)?
+                        .as_str()
+                        .unwrap_or("rejected")
+                        .to_string();
                     if let Some(t) = set_aside_tx(&tx, m, &code, reason)? {
                         touched.insert(t);
                     }
@@ -239,7 +273,10 @@ impl Device {
         loop {
             self.progress(Phase::Downloading, report.pulled_changes, None);
             report.pull_requests += 1;
-            let page = api.pull(cursor, DEFAULT_PULL_LIMIT).await.map_err(Stop::Net)?;
+            let page = api
+                .pull(cursor, DEFAULT_PULL_LIMIT)
+                .await
+                .map_err(Stop::Net)?;
             if page.has_more && page.next_cursor <= cursor {
                 return Err(Stop::Net(Failure::Transient(
                     "the server's pull cursor did not advance".into(),
@@ -308,7 +345,12 @@ impl Device {
         Ok(())
     }
 
-    async fn upload_attachments(&self, api: &Api, missing: &[String], report: &mut SyncReport) -> Result<(), Stop> {
+    async fn upload_attachments(
+        &self,
+        api: &Api,
+        missing: &[String],
+        report: &mut SyncReport,
+    ) -> Result<(), Stop> {
         {
             let c = self.conn();
             for m in missing {
@@ -317,7 +359,8 @@ impl Device {
         }
         let todo: Vec<(String, String)> = {
             let c = self.conn();
-            let mut st = c.prepare("SELECT sha256, content_type FROM attachments WHERE uploaded = 0")?;
+            let mut st =
+                c.prepare("SELECT sha256, content_type FROM attachments WHERE uploaded = 0")?;
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?
         };
@@ -330,8 +373,10 @@ impl Device {
             };
             match api.put_attachment(&sha, &ct, bytes).await {
                 Ok(()) => {
-                    self.conn()
-                        .execute("UPDATE attachments SET uploaded = 1 WHERE sha256 = ?1", [&sha])?;
+                    self.conn().execute(
+                        "UPDATE attachments SET uploaded = 1 WHERE sha256 = ?1",
+                        [&sha],
+                    )?;
                     report.attachments_uploaded += 1;
                 }
                 // A photo the server will never take stays here, listed as not uploaded;
@@ -347,7 +392,8 @@ impl Device {
 /// The push answer must be one result per mutation, in order; anything else
 /// is not an acknowledgement of anything.
 fn check_answers(ms: &[Mutation], resp: &PushResponse) -> Result<(), Failure> {
-    let ok = ms.len() == resp.results.len() && ms.iter().zip(&resp.results).all(|(m, r)| m.id == r.id);
+    let ok =
+        ms.len() == resp.results.len() && ms.iter().zip(&resp.results).all(|(m, r)| m.id == r.id);
     if ok {
         Ok(())
     } else {
@@ -369,7 +415,12 @@ fn entity_of(tx: &Transaction<'_>, id: u64) -> Result<Option<(String, String)>> 
         .optional()?)
 }
 
-fn set_aside_tx(tx: &Transaction<'_>, m: &Mutation, code: &str, reason: &str) -> Result<Option<(String, String)>> {
+fn set_aside_tx(
+    tx: &Transaction<'_>,
+    m: &Mutation,
+    code: &str,
+    reason: &str,
+) -> Result<Option<(String, String)>> {
     let e = entity_of(tx, m.id)?;
     tx.execute(
         "INSERT OR REPLACE INTO attention(id, body, code, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -25,7 +25,9 @@ fn a_database_written_by_a_newer_app_is_refused_with_a_message_saying_so() {
     assert!(msg.contains("newer") && msg.contains("99"), "{msg}");
     // And the file is untouched.
     let c = Connection::open(dir.path().join(DB)).unwrap();
-    let v: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    let v: i64 = c
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
     assert_eq!(v, 99);
 }
 
@@ -50,9 +52,13 @@ fn every_earlier_schema_opens_migrates_and_keeps_its_outbox() {
         assert_eq!(d.status().unwrap().pending, 1, "schema {v}");
         drop(d);
         let c = Connection::open(dir.path().join(DB)).unwrap();
-        let now: i64 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let now: i64 = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(now, ocop_app::schema_version());
-        let mode: String = c.pragma_query_value(None, "journal_mode", |r| r.get(0)).unwrap();
+        let mode: String = c
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
         assert_eq!(mode, "wal");
     }
 }
@@ -62,8 +68,13 @@ fn every_earlier_schema_opens_migrates_and_keeps_its_outbox() {
 #[test]
 #[ignore = "child process of the kill test"]
 fn child_answering_until_killed() {
-    let Ok(dir) = std::env::var("OCOP_CHILD_DIR") else { return };
-    let product: uuid::Uuid = std::env::var("OCOP_CHILD_PRODUCT").unwrap().parse().unwrap();
+    let Ok(dir) = std::env::var("OCOP_CHILD_DIR") else {
+        return;
+    };
+    let product: uuid::Uuid = std::env::var("OCOP_CHILD_PRODUCT")
+        .unwrap()
+        .parse()
+        .unwrap();
     let d = Device::open(&dir).unwrap();
     let rubric = d.rubric(product).unwrap();
     let crit: Vec<_> = rubric.criteria().map(|(_, _, c)| c.clone()).collect();
@@ -87,7 +98,13 @@ async fn an_app_killed_between_two_answers_loses_nothing_it_had_saved() {
     drop(d.dev);
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_answering_until_killed", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_answering_until_killed",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("OCOP_CHILD_DIR", &dir)
         .env("OCOP_CHILD_PRODUCT", p.to_string())
         .stdout(Stdio::piped())
@@ -100,7 +117,9 @@ async fn an_app_killed_between_two_answers_loses_nothing_it_had_saved() {
     let mut seen = 0;
     while seen < 45 {
         assert!(t0.elapsed() < LIMIT, "child too slow");
-        let Some(Ok(l)) = lines.next() else { panic!("child ended early") };
+        let Some(Ok(l)) = lines.next() else {
+            panic!("child ended early")
+        };
         let parts: Vec<&str> = l.split_whitespace().collect();
         if parts.first() == Some(&"answered") {
             seen += 1;
@@ -119,7 +138,10 @@ async fn an_app_killed_between_two_answers_loses_nothing_it_had_saved() {
             "an answer reported saved is there"
         );
     }
-    assert!(d.status().unwrap().pending >= 1, "and queued for the server");
+    assert!(
+        d.status().unwrap().pending >= 1,
+        "and queued for the server"
+    );
     // And it all reaches the server.
     sync(&d).await;
     assert_eq!(d.status().unwrap().pending, 0);
@@ -127,6 +149,9 @@ async fn an_app_killed_between_two_answers_loses_nothing_it_had_saved() {
     sync(&fresh.dev).await;
     let v = fresh.dev.sheet(p).unwrap();
     for (code, opt) in &saved {
-        assert_eq!(v.sheet.answers[code].answer.option.as_deref(), Some(opt.as_str()));
+        assert_eq!(
+            v.sheet.answers[code].answer.option.as_deref(),
+            Some(opt.as_str())
+        );
     }
 }

@@ -19,13 +19,24 @@ fn server_binary() -> PathBuf {
     BIN.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let st = Command::new(cargo)
-            .args(["build", "-q", "-p", "ocop-sync-server", "--bin", "ocop-sync-server"])
+            .args([
+                "build",
+                "-q",
+                "-p",
+                "ocop-sync-server",
+                "--bin",
+                "ocop-sync-server",
+            ])
             .status()
             .unwrap();
         assert!(st.success(), "building the server failed");
         // target/debug/deps/<test> -> target/debug/ocop-sync-server
         let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("ocop-sync-server")
+        exe.parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("ocop-sync-server")
     })
     .clone()
 }
@@ -42,17 +53,27 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start(data: &Path, port: u16, fault_exit_after_commit: bool) -> Proc {
     let mut cmd = Command::new(server_binary());
-    cmd.args(["demo", "--bind", &format!("127.0.0.1:{port}"), "--admin-password", "admin-pw-test"])
-        .arg("--data")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args([
+        "demo",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+        "--admin-password",
+        "admin-pw-test",
+    ])
+    .arg("--data")
+    .arg(data)
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::null())
+    .stderr(Stdio::null());
     if fault_exit_after_commit {
         cmd.env("OCOP_FAULT_EXIT_AFTER_COMMIT", "1");
     }
@@ -75,21 +96,29 @@ async fn start(data: &Path, port: u16, fault_exit_after_commit: bool) -> Proc {
 fn counts(data: &Path) -> (u64, u64, u64) {
     let c = Connection::open(data.join(ocop_sync_server::DB_FILE)).unwrap();
     let q = |t: &str| -> u64 {
-        c.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get::<_, i64>(0))
-            .unwrap() as u64
+        c.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap() as u64
     };
     (q("applied_mutations"), q("sheets"), q("quarantine"))
 }
 
 async fn member(url: &str, dir: &Path) -> Device {
     let d = Device::open(dir).unwrap();
-    d.login(url, "lan.tt", &demo_password("lan.tt"), "child test").await.unwrap();
+    d.login(url, "lan.tt", &demo_password("lan.tt"), "child test")
+        .await
+        .unwrap();
     d
 }
 
 fn products(d: &Device) -> Vec<Uuid> {
     let round = d.rounds().unwrap()[0].id;
-    d.list_products(round).unwrap().into_iter().map(|p| p.product.id).collect()
+    d.list_products(round)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.product.id)
+        .collect()
 }
 
 fn answer_everything(d: &Device, shift: usize) {
@@ -99,7 +128,8 @@ fn answer_everything(d: &Device, shift: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_exiting_after_commit_before_answering_then_restarted_loses_and_duplicates_nothing() {
+async fn a_server_exiting_after_commit_before_answering_then_restarted_loses_and_duplicates_nothing()
+ {
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -111,17 +141,28 @@ async fn a_server_exiting_after_commit_before_answering_then_restarted_loses_and
     common::answer_all(&d, p, |i| i);
     let n = d.status().unwrap().pending;
 
-    let e = tokio::time::timeout(LIMIT, d.sync_now()).await.unwrap().unwrap_err();
+    let e = tokio::time::timeout(LIMIT, d.sync_now())
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(e.code(), "offline", "{e}");
     drop(srv);
-    assert_eq!(d.status().unwrap().pending, n, "committed on the server but never acknowledged");
+    assert_eq!(
+        d.status().unwrap().pending,
+        n,
+        "committed on the server but never acknowledged"
+    );
     assert_eq!(counts(data.path()).0, n, "the server did commit the batch");
 
     let _srv = start(data.path(), port, false).await;
     sync(&d).await;
     let st = d.status().unwrap();
     assert_eq!((st.pending, st.needs_attention, st.conflicts), (0, 0, 0));
-    assert_eq!(counts(data.path()), (n, 1, 0), "the resend was recognised, not applied again");
+    assert_eq!(
+        counts(data.path()),
+        (n, 1, 0),
+        "the resend was recognised, not applied again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +207,10 @@ async fn a_server_killed_with_sigkill_mid_push_and_restarted_converges_without_l
     let d2 = member(&url, d2d.path()).await;
     sync(&d2).await;
     for p in products(&d) {
-        assert_eq!(d.sheet(p).unwrap().sheet.answers, d2.sheet(p).unwrap().sheet.answers);
+        assert_eq!(
+            d.sheet(p).unwrap().sheet.answers,
+            d2.sheet(p).unwrap().sheet.answers
+        );
         assert!(d2.sheet(p).unwrap().score.complete());
     }
     drop(srv);

@@ -39,12 +39,28 @@ async fn two_devices_of_one_member_offline_keep_both_criteria_and_flag_the_same_
 
     let va = a.dev.sheet(p).unwrap();
     let vb = b.dev.sheet(p).unwrap();
-    assert_eq!(va.sheet.id, vb.sheet.id, "b re-keyed its sheet onto the canonical one");
+    assert_eq!(
+        va.sheet.id, vb.sheet.id,
+        "b re-keyed its sheet onto the canonical one"
+    );
     for v in [&va, &vb] {
-        assert_eq!(v.sheet.answers[&c1].answer.option.as_deref(), Some(o1.as_str()));
-        assert_eq!(v.sheet.answers[&c2].answer.option.as_deref(), Some(o2.as_str()));
-        assert_eq!(v.sheet.answers[&c0].answer.option.as_deref(), Some(o_a.as_str()));
-        assert_eq!(v.conflicts.len(), 1, "the conflict is shown on both devices");
+        assert_eq!(
+            v.sheet.answers[&c1].answer.option.as_deref(),
+            Some(o1.as_str())
+        );
+        assert_eq!(
+            v.sheet.answers[&c2].answer.option.as_deref(),
+            Some(o2.as_str())
+        );
+        assert_eq!(
+            v.sheet.answers[&c0].answer.option.as_deref(),
+            Some(o_a.as_str())
+        );
+        assert_eq!(
+            v.conflicts.len(),
+            1,
+            "the conflict is shown on both devices"
+        );
         let c = &v.conflicts[0];
         assert_eq!(c.criterion.as_deref(), Some(c0.as_str()));
         assert_eq!(c.current.option.as_deref(), Some(o_a.as_str()));
@@ -62,7 +78,10 @@ async fn two_devices_of_one_member_offline_keep_both_criteria_and_flag_the_same_
     sync(&a.dev).await;
     for d in [&a.dev, &b.dev] {
         let v = d.sheet(p).unwrap();
-        assert_eq!(v.sheet.answers[&c0].answer.option.as_deref(), Some(o_b.as_str()));
+        assert_eq!(
+            v.sheet.answers[&c0].answer.option.as_deref(),
+            Some(o_b.as_str())
+        );
         assert!(v.conflicts.is_empty());
         let st = d.status().unwrap();
         assert_eq!((st.pending, st.conflicts, st.needs_attention), (0, 0, 0));
@@ -105,7 +124,11 @@ async fn a_round_scored_by_three_members_and_a_chair_is_aggregated_finalized_and
     }
     sync(&chair.dev).await;
     assert_eq!(chair.dev.needs_attention().unwrap(), vec![]);
-    assert_eq!(chair.dev.sheets_of_product(p).unwrap().len(), 4, "the chair sees the council's sheets");
+    assert_eq!(
+        chair.dev.sheets_of_product(p).unwrap().len(),
+        4,
+        "the chair sees the council's sheets"
+    );
     assert_eq!(
         members[0].dev.sheets_of_product(p).unwrap().len(),
         1,
@@ -115,12 +138,19 @@ async fn a_round_scored_by_three_members_and_a_chair_is_aggregated_finalized_and
     // The chair reopens one sheet; the member re-scores one criterion and resubmits.
     let m0 = s.demo.members()[0].id;
     chair.dev.reopen(p, m0, "kiểm tra lại tiêu chí 1").unwrap();
-    assert_eq!(chair.dev.council_result(p).unwrap().members.len(), 3, "a reopened sheet is not averaged");
+    assert_eq!(
+        chair.dev.council_result(p).unwrap().members.len(),
+        3,
+        "a reopened sheet is not averaged"
+    );
     sync(&chair.dev).await;
     sync(&members[0].dev).await;
     let v = members[0].dev.sheet(p).unwrap();
     assert_eq!(v.sheet.status, SheetStatus::Reopened);
-    assert_eq!(v.sheet.reopen_reason.as_deref(), Some("kiểm tra lại tiêu chí 1"));
+    assert_eq!(
+        v.sheet.reopen_reason.as_deref(),
+        Some("kiểm tra lại tiêu chí 1")
+    );
     assert!(v.editable);
     let (c, o) = option(&members[0].dev, p, 0, 0);
     members[0].dev.set_answer(p, &c, Some(&o)).unwrap();
@@ -133,9 +163,16 @@ async fn a_round_scored_by_three_members_and_a_chair_is_aggregated_finalized_and
     assert_eq!(r.members.len(), 4);
     assert!(r.can_finalize, "{r:?}");
     let fin = chair.dev.finalize(p, "biên bản số 1").unwrap();
-    assert!(chair.dev.decision_of(p).unwrap().unwrap().finalized, "shown at once, offline");
+    assert!(
+        chair.dev.decision_of(p).unwrap().unwrap().finalized,
+        "shown at once, offline"
+    );
     sync(&chair.dev).await;
-    assert_eq!(chair.dev.needs_attention().unwrap(), vec![], "the server agreed with the mean");
+    assert_eq!(
+        chair.dev.needs_attention().unwrap(),
+        vec![],
+        "the server agreed with the mean"
+    );
     chair.dev.release(p).unwrap();
     sync(&chair.dev).await;
     assert_eq!(chair.dev.status().unwrap().pending, 0);
@@ -153,7 +190,10 @@ async fn a_round_scored_by_three_members_and_a_chair_is_aggregated_finalized_and
     assert!(!att[0].reason.is_empty());
     let st = late.dev.status().unwrap();
     assert_eq!((st.pending, st.needs_attention), (0, 1));
-    assert!(late.dev.sheet(p).unwrap().sheet.answers.is_empty(), "the refused edit is not shown as saved");
+    assert!(
+        late.dev.sheet(p).unwrap().sheet.answers.is_empty(),
+        "the refused edit is not shown as saved"
+    );
     assert_eq!(late.dev.sheet(p2).unwrap().sheet.answers.len(), 1);
     late.dev.dismiss_attention(att[0].mutation_id).unwrap();
     assert_eq!(late.dev.status().unwrap().needs_attention, 0);
@@ -163,8 +203,17 @@ async fn a_round_scored_by_three_members_and_a_chair_is_aggregated_finalized_and
         let d = m.dev.decision_of(p).unwrap().expect("decision pulled");
         assert!(d.finalized && d.released);
         assert_eq!(d.result.unwrap().mean_total, fin.mean_total);
-        assert_eq!(m.dev.sheets_of_product(p).unwrap().len(), 4, "released: all sheets visible");
-        assert!(m.dev.set_answer(p, &option(&m.dev, p, 0, 0).0, None).is_err(), "locked");
+        assert_eq!(
+            m.dev.sheets_of_product(p).unwrap().len(),
+            4,
+            "released: all sheets visible"
+        );
+        assert!(
+            m.dev
+                .set_answer(p, &option(&m.dev, p, 0, 0).0, None)
+                .is_err(),
+            "locked"
+        );
     }
 }
 
@@ -186,7 +235,11 @@ async fn server_down_or_answer_lost_during_a_push_then_up_loses_nothing_and_appl
     proxy.set(Mode::CutAnswers);
     let e = d.dev.sync_now().await.unwrap_err();
     assert_eq!(e.code(), "offline");
-    assert_eq!(d.dev.status().unwrap().pending, n, "no answer, no acknowledgement");
+    assert_eq!(
+        d.dev.status().unwrap().pending,
+        n,
+        "no answer, no acknowledgement"
+    );
     // A tap now must not be folded into a mutation that may have reached the server.
     let (c, o) = option(&d.dev, p, 0, 2);
     d.dev.set_answer(p, &c, Some(&o)).unwrap();
@@ -208,7 +261,11 @@ async fn server_down_or_answer_lost_during_a_push_then_up_loses_nothing_and_appl
     let st = d.dev.status().unwrap();
     assert_eq!((st.pending, st.needs_attention, st.conflicts), (0, 0, 0));
     let after = s.srv.state.store.table_counts().unwrap();
-    assert_eq!(after["applied_mutations"] - before["applied_mutations"], n, "each mutation applied once");
+    assert_eq!(
+        after["applied_mutations"] - before["applied_mutations"],
+        n,
+        "each mutation applied once"
+    );
     assert_eq!(after["sheets"] - before["sheets"], 2);
 
     // A fresh device of the same member sees every answer.
@@ -255,7 +312,10 @@ async fn a_401_with_edits_pending_keeps_data_and_outbox_and_says_sign_in_again()
         .unwrap();
     sync(&d.dev).await;
     let st = d.dev.status().unwrap();
-    assert_eq!((st.state, st.pending, st.needs_attention), (SyncState::UpToDate, 0, 0));
+    assert_eq!(
+        (st.state, st.pending, st.needs_attention),
+        (SyncState::UpToDate, 0, 0)
+    );
     assert_eq!(d.dev.sheet(p).unwrap().sheet.answers.len(), 4);
 }
 
@@ -295,11 +355,17 @@ async fn enrolment_by_code_and_sign_out_names_what_would_be_lost() {
     let u = &s.demo.members()[4];
     let dir = tempfile::tempdir().unwrap();
     let d = ocop_app::Device::open(dir.path()).unwrap();
-    let me = d.enrol(&s.srv.url, &u.enrolment_code, "điện thoại").await.unwrap();
+    let me = d
+        .enrol(&s.srv.url, &u.enrolment_code, "điện thoại")
+        .await
+        .unwrap();
     assert_eq!(me.id, u.id);
     sync(&d).await;
     assert!(!d.rounds().unwrap().is_empty());
-    assert_eq!(d.list_products(s.demo.round_id).unwrap().len(), s.demo.product_ids.len());
+    assert_eq!(
+        d.list_products(s.demo.round_id).unwrap().len(),
+        s.demo.product_ids.len()
+    );
     let p = s.demo.product_ids[4];
     let (c, o) = option(&d, p, 0, 0);
     d.set_answer(p, &c, Some(&o)).unwrap();
@@ -323,7 +389,10 @@ async fn a_photo_is_stored_content_addressed_and_uploaded_after_the_sheet() {
     let photo = vec![7u8; 300_000];
     let sha = d.dev.add_attachment(p, &c, &photo, "image/jpeg").unwrap();
     assert_eq!(std::fs::read(d.dev.attachment_path(&sha)).unwrap(), photo);
-    assert_eq!(d.dev.sheet(p).unwrap().sheet.answers[&c].answer.attachments, vec![sha.clone()]);
+    assert_eq!(
+        d.dev.sheet(p).unwrap().sheet.answers[&c].answer.attachments,
+        vec![sha.clone()]
+    );
     let r = sync(&d.dev).await;
     assert_eq!(r.attachments_uploaded, 1);
     assert!(s.dir.path().join("attachments").join(&sha).exists());

@@ -37,7 +37,9 @@ pub struct Dev {
 pub async fn device(url: &str, u: &DemoUser) -> Dev {
     let dir = tempfile::tempdir().unwrap();
     let dev = Device::open(dir.path()).unwrap();
-    dev.login(url, &u.username, &u.password, "test device").await.unwrap();
+    dev.login(url, &u.username, &u.password, "test device")
+        .await
+        .unwrap();
     Dev {
         dir,
         dev: Arc::new(dev),
@@ -101,7 +103,9 @@ impl Proxy {
         let m = mode.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((client, _)) = listener.accept().await else { return };
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
                 let up = up.clone();
                 let m = m.clone();
                 tokio::spawn(async move {
