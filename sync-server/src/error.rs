@@ -39,7 +39,9 @@ pub enum Error {
     #[error("{0}")]
     RateLimited(String),
     /// The database was written by a newer server.
-    #[error("database schema version {found} is newer than this server supports ({supported}); upgrade the server")]
+    #[error(
+        "database schema version {found} is newer than this server supports ({supported}); upgrade the server"
+    )]
     SchemaTooNew { found: i64, supported: i64 },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),

@@ -6,23 +6,25 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{
+    ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State,
+};
 use axum::http::header::{AUTHORIZATION, CONTENT_RANGE, CONTENT_TYPE, HOST};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use axum::Router;
 use ocop_shared::score::is_sha256_hex;
 use ocop_shared::wire::{
-    paths, AttachmentMeta, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
-    EnrolRequest, EnrolmentCodeRequest, LoginRequest, PushRequest, SetRosterRequest,
-    DEFAULT_PULL_LIMIT, MAX_ATTACHMENT_BYTES, MAX_BODY_BYTES, PROTOCOL_VERSION,
+    AttachmentMeta, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
+    DEFAULT_PULL_LIMIT, EnrolRequest, EnrolmentCodeRequest, LoginRequest, MAX_ATTACHMENT_BYTES,
+    MAX_BODY_BYTES, PROTOCOL_VERSION, PushRequest, SetRosterRequest, paths,
 };
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tower_http::compression::CompressionLayer;
@@ -89,7 +91,10 @@ impl AppState {
         let mut map = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let q = map.entry(key.to_string()).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60)) {
+        while q
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
+        {
             q.pop_front();
         }
         q.len() >= LOGIN_FAILURES_PER_MINUTE
@@ -97,7 +102,9 @@ impl AppState {
 
     fn record_failure(&self, key: &str) {
         let mut map = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(key.to_string()).or_default().push_back(Instant::now());
+        map.entry(key.to_string())
+            .or_default()
+            .push_back(Instant::now());
     }
 
     fn clear_failures(&self, key: &str) {
@@ -122,7 +129,8 @@ pub(crate) async fn blocking<T: Send + 'static>(
 /// The authenticated caller (from `Authorization: Bearer <token>`).
 pub struct Auth(pub Principal);
 
-const TOKEN_HELP: &str = "keep unsynced data on the device and sign in again (log in or enrol with a new code)";
+const TOKEN_HELP: &str =
+    "keep unsynced data on the device and sign in again (log in or enrol with a new code)";
 
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
@@ -135,10 +143,14 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Unauthorized(format!("no bearer token was sent; {TOKEN_HELP}")))?;
+            .ok_or_else(|| {
+                Error::Unauthorized(format!("no bearer token was sent; {TOKEN_HELP}"))
+            })?;
         let principal = blocking(state, move |s| s.authenticate(&token)).await?;
         principal.map(Auth).ok_or_else(|| {
-            Error::Unauthorized(format!("this device's token is unknown or revoked; {TOKEN_HELP}"))
+            Error::Unauthorized(format!(
+                "this device's token is unknown or revoked; {TOKEN_HELP}"
+            ))
         })
     }
 }
@@ -167,7 +179,10 @@ fn bytes_rejection(r: BytesRejection) -> Error {
     if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::body_too_large()
     } else {
-        Error::BadRequest(format!("could not read the request body: {}", r.body_text().to_lowercase()))
+        Error::BadRequest(format!(
+            "could not read the request body: {}",
+            r.body_text().to_lowercase()
+        ))
     }
 }
 
@@ -175,21 +190,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(bytes_rejection)?;
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             Error::BadRequest(format!(
                 "malformed json at {}: {}",
-                if path == "." { "(body)".to_string() } else { path },
+                if path == "." {
+                    "(body)".to_string()
+                } else {
+                    path
+                },
                 inner.to_string().to_lowercase()
             ))
         })
     }
 }
 
-fn query<T>(q: std::result::Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T> {
+fn query<T>(
+    q: std::result::Result<Query<T>, axum::extract::rejection::QueryRejection>,
+) -> Result<T> {
     q.map(|Query(t)| t)
         .map_err(|e| Error::BadRequest(e.body_text().to_lowercase()))
 }
@@ -224,7 +247,10 @@ pub fn route_table() -> Vec<(&'static str, String)> {
         ("POST", format!("{}/{{id}}/revoke", paths::ADMIN_DEVICES)),
         ("GET", paths::ADMIN_RUBRICS.into()),
         ("POST", paths::ADMIN_RUBRICS.into()),
-        ("POST", format!("{}/{{id}}/{{version}}/publish", paths::ADMIN_RUBRICS)),
+        (
+            "POST",
+            format!("{}/{{id}}/{{version}}/publish", paths::ADMIN_RUBRICS),
+        ),
         ("GET", paths::ADMIN_ROUNDS.into()),
         ("POST", paths::ADMIN_ROUNDS.into()),
         ("PUT", format!("{}/{{id}}/roster", paths::ADMIN_ROUNDS)),
@@ -257,14 +283,20 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ADMIN_USERS, get(list_users).post(create_user))
         .route(paths::ADMIN_ENROLMENT_CODES, post(enrolment_code))
         .route(paths::ADMIN_DEVICES, get(list_devices))
-        .route(&format!("{}/{{id}}/revoke", paths::ADMIN_DEVICES), post(revoke_device))
+        .route(
+            &format!("{}/{{id}}/revoke", paths::ADMIN_DEVICES),
+            post(revoke_device),
+        )
         .route(paths::ADMIN_RUBRICS, get(list_rubrics).post(import_rubric))
         .route(
             &format!("{}/{{id}}/{{version}}/publish", paths::ADMIN_RUBRICS),
             post(publish_rubric),
         )
         .route(paths::ADMIN_ROUNDS, get(list_rounds).post(create_round))
-        .route(&format!("{}/{{id}}/roster", paths::ADMIN_ROUNDS), put(set_roster))
+        .route(
+            &format!("{}/{{id}}/roster", paths::ADMIN_ROUNDS),
+            put(set_roster),
+        )
         .route(paths::ADMIN_PRODUCTS, post(create_product))
         .route(paths::ADMIN_QUARANTINE, get(quarantine))
         .route(paths::ADMIN_AUDIT, get(audit))
@@ -588,7 +620,10 @@ async fn put_attachment(
         .and_then(|v| v.to_str().ok())
         .and_then(parse_content_range);
     let offset = q.offset.or(range.map(|r| r.0)).unwrap_or(0);
-    let total = q.total.or(range.map(|r| r.1)).unwrap_or(offset + body.len() as u64);
+    let total = q
+        .total
+        .or(range.map(|r| r.1))
+        .unwrap_or(offset + body.len() as u64);
     if total > MAX_ATTACHMENT_BYTES {
         return Err(attachment_too_large(total));
     }
@@ -610,12 +645,16 @@ async fn put_attachment(
     let part_path = dir.join(format!("{sha}.part"));
     let sha2 = sha.clone();
     let existing = blocking(&state, move |s| s.attachment(&sha2)).await?;
-    if let Some(m) = &existing {
-        if m.received == m.size && tokio::fs::try_exists(&final_path).await.unwrap_or(false) {
-            return Ok(axum::Json(m.clone()).into_response());
-        }
+    if let Some(m) = &existing
+        && m.received == m.size
+        && tokio::fs::try_exists(&final_path).await.unwrap_or(false)
+    {
+        return Ok(axum::Json(m.clone()).into_response());
     }
-    let on_disk = tokio::fs::metadata(&part_path).await.map(|m| m.len()).unwrap_or(0);
+    let on_disk = tokio::fs::metadata(&part_path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
     let received = match &existing {
         Some(m) if m.size == total => m.received.min(on_disk),
         _ => 0,
@@ -686,7 +725,11 @@ async fn head_attachment(
     }
     h.insert(
         "x-ocop-complete",
-        HeaderValue::from_static(if size == Some(received) { "true" } else { "false" }),
+        HeaderValue::from_static(if size == Some(received) {
+            "true"
+        } else {
+            "false"
+        }),
     );
     Ok(resp)
 }
@@ -704,7 +747,9 @@ async fn get_attachment(
     })
     .await?;
     let not_found = || Error::NotFound(format!("attachment {sha} is not available to you"));
-    let meta = meta.filter(|m| m.received == m.size).ok_or_else(not_found)?;
+    let meta = meta
+        .filter(|m| m.received == m.size)
+        .ok_or_else(not_found)?;
     if !allowed {
         return Err(not_found());
     }

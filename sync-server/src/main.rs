@@ -131,7 +131,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 let role = match role.as_str() {
                     "admin" => AccountRole::Admin,
                     "assessor" => AccountRole::Assessor,
-                    other => return Err(format!("role must be admin or assessor, not {other}").into()),
+                    other => {
+                        return Err(format!("role must be admin or assessor, not {other}").into());
+                    }
                 };
                 let u = state.store.create_user(
                     &Principal::system(),
@@ -185,7 +187,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             RubricCmd::Publish { data, id, version } => {
                 let state = open_blocking(&data.data, Options::default())?;
-                let r = state.store.publish_rubric(&Principal::system(), &id, version)?;
+                let r = state
+                    .store
+                    .publish_rubric(&Principal::system(), &id, version)?;
                 println!("{}", serde_json::to_string_pretty(&r)?);
                 Ok(())
             }
@@ -218,10 +222,17 @@ fn serve_cmd(a: ServeArgs, demo_data: bool) -> Result<(), Box<dyn std::error::Er
         println!(
             "demo round {} ({}; {} products)",
             info.round_id,
-            if info.created { "created" } else { "already there" },
+            if info.created {
+                "created"
+            } else {
+                "already there"
+            },
             info.products.len()
         );
-        println!("{:<10} {:<22} {:<10} {:<16} {:<11} qr", "login", "name", "role", "password", "code");
+        println!(
+            "{:<10} {:<22} {:<10} {:<16} {:<11} qr",
+            "login", "name", "role", "password", "code"
+        );
         for u in &info.users {
             println!(
                 "{:<10} {:<22} {:<10} {:<16} {:<11} {}",
@@ -234,7 +245,10 @@ fn serve_cmd(a: ServeArgs, demo_data: bool) -> Result<(), Box<dyn std::error::Er
             );
         }
         for p in &info.products {
-            println!("  {} {} — {} ({}, {})", p.code, p.name, p.producer, p.commune, p.district);
+            println!(
+                "  {} {} — {} ({}, {})",
+                p.code, p.name, p.producer, p.commune, p.district
+            );
         }
     }
     let rt = tokio::runtime::Runtime::new()?;

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use ocop_shared::council::{self, CouncilInput, CouncilMode, Member, MemberSheet, Participation};
 use ocop_shared::rubric::{Rubric, RubricRef};
@@ -24,10 +24,10 @@ use ocop_shared::wire::{
     AccountRole, Answer, AnswerEdit, AnswerState, AttachmentMeta, Change, ConflictField,
     ConflictRecord, CouncilRole, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
     DecisionInfo, EnrolRequest, EnrolmentCodeRequest, EnrolmentCodeResponse, Entity, LoginRequest,
-    Mutation, MutationResult, Op, Outcome, ParticipationInfo, ProductInfo, PullResponse,
-    PushRequest, PushResponse, RejectCode, RosterEntry, RoundInfo, RoundStatus,
-    RubricImportResponse, SetRosterRequest, SheetKey, SheetState, SheetStatus, TokenResponse,
-    UserInfo, MAX_BATCH_MUTATIONS, PROTOCOL_VERSION,
+    MAX_BATCH_MUTATIONS, Mutation, MutationResult, Op, Outcome, PROTOCOL_VERSION,
+    ParticipationInfo, ProductInfo, PullResponse, PushRequest, PushResponse, RejectCode,
+    RosterEntry, RoundInfo, RoundStatus, RubricImportResponse, SetRosterRequest, SheetKey,
+    SheetState, SheetStatus, TokenResponse, UserInfo,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
@@ -200,7 +200,9 @@ fn enum_str<T: Serialize>(v: &T) -> String {
 }
 
 fn enum_from<T: DeserializeOwned>(s: &str) -> Result<T> {
-    Ok(serde_json::from_value(serde_json::Value::String(s.to_string()))?)
+    Ok(serde_json::from_value(serde_json::Value::String(
+        s.to_string(),
+    ))?)
 }
 
 fn uuid_col(s: String) -> Result<Uuid> {
@@ -209,8 +211,8 @@ fn uuid_col(s: String) -> Result<Uuid> {
 
 fn hash_password(password: &str) -> Result<String> {
     let salt_bytes: [u8; 16] = rand::random();
-    let salt = SaltString::encode_b64(&salt_bytes)
-        .map_err(|e| Error::Internal(format!("salt: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt_bytes).map_err(|e| Error::Internal(format!("salt: {e}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -435,7 +437,9 @@ fn user_by_id(conn: &Connection, id: Uuid) -> Result<Option<UserInfo>> {
 
 fn council_role(conn: &Connection, round: Uuid, user: Uuid) -> Result<Option<CouncilRole>> {
     let role: Option<String> = conn
-        .prepare_cached("SELECT role FROM roster WHERE round_id = ?1 AND user_id = ?2 AND active = 1")?
+        .prepare_cached(
+            "SELECT role FROM roster WHERE round_id = ?1 AND user_id = ?2 AND active = 1",
+        )?
         .query_row(params![round.to_string(), user.to_string()], |r| r.get(0))
         .optional()?;
     role.map(|r| enum_from(&r)).transpose()
@@ -524,7 +528,9 @@ impl SqliteStore {
             return Ok(Some(hit.clone()));
         }
         let body: Option<String> = conn
-            .prepare_cached("SELECT body FROM rubrics WHERE id = ?1 AND version = ?2 AND published = 1")?
+            .prepare_cached(
+                "SELECT body FROM rubrics WHERE id = ?1 AND version = ?2 AND published = 1",
+            )?
             .query_row(params![r.id, r.version], |row| row.get(0))
             .optional()?;
         let Some(body) = body else { return Ok(None) };
@@ -558,21 +564,42 @@ impl SqliteStore {
                 user_id,
                 participation,
                 reason,
-            } => set_participation(ctx, *round_id, *product_id, *user_id, *participation, reason),
+            } => set_participation(
+                ctx,
+                *round_id,
+                *product_id,
+                *user_id,
+                *participation,
+                reason,
+            ),
             Op::ResolveConflict {
                 sheet_id,
                 conflict_id,
                 answer,
                 note,
                 base_rev,
-            } => resolve_conflict(ctx, *sheet_id, *conflict_id, answer.as_ref(), note.as_deref(), *base_rev),
+            } => resolve_conflict(
+                ctx,
+                *sheet_id,
+                *conflict_id,
+                answer.as_ref(),
+                note.as_deref(),
+                *base_rev,
+            ),
             Op::Finalize {
                 round_id,
                 product_id,
                 consensus_sheet,
                 expected_mean,
                 note,
-            } => finalize(ctx, *round_id, *product_id, *consensus_sheet, *expected_mean, note),
+            } => finalize(
+                ctx,
+                *round_id,
+                *product_id,
+                *consensus_sheet,
+                *expected_mean,
+                note,
+            ),
             Op::Release {
                 round_id,
                 product_id,
@@ -685,7 +712,10 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState
         Some(_) => {}
     }
     if round.status == RoundStatus::Closed {
-        return Err(reject(RejectCode::Locked, format!("round {} is closed", round.id)));
+        return Err(reject(
+            RejectCode::Locked,
+            format!("round {} is closed", round.id),
+        ));
     }
     let product = load_product(conn, round.id, key.product_id)?;
     ensure_unlocked(conn, product.id)?;
@@ -805,8 +835,10 @@ fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result
     conn.prepare_cached("DELETE FROM sheet_attachments WHERE sheet_id = ?1")?
         .execute(params![sheet.id.to_string()])?;
     for h in hashes {
-        conn.prepare_cached("INSERT OR IGNORE INTO sheet_attachments (sheet_id, sha256) VALUES (?1, ?2)")?
-            .execute(params![sheet.id.to_string(), h])?;
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO sheet_attachments (sheet_id, sha256) VALUES (?1, ?2)",
+        )?
+        .execute(params![sheet.id.to_string(), h])?;
     }
     Ok(())
 }
@@ -834,7 +866,10 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
     let mut criteria = Vec::new();
     let mut conflicts = Vec::new();
     for e in edits {
-        let current = sheet.answers.get(&e.criterion).map(|a| (a.rev, a.device_id));
+        let current = sheet
+            .answers
+            .get(&e.criterion)
+            .map(|a| (a.rev, a.device_id));
         if is_fresh(current, e.base_rev, device) {
             sheet.answers.insert(
                 e.criterion.clone(),
@@ -1041,7 +1076,10 @@ fn set_participation(
     let me = ctx.actor.user.id;
     let is_chair = council_role(conn, round.id, me)? == Some(CouncilRole::Chair);
     let self_choice = me == user_id
-        && matches!(participation, Participation::Abstained | Participation::Present);
+        && matches!(
+            participation,
+            Participation::Abstained | Participation::Present
+        );
     if !is_chair && !self_choice {
         return Err(reject(
             RejectCode::Forbidden,
@@ -1084,7 +1122,12 @@ fn resolve_conflict(
     let mut sheet = existing_sheet(ctx, sheet_id)?;
     let me = ctx.actor.user.id;
     if sheet.owner_id != me {
-        require_chair(ctx.conn, ctx.actor, sheet.round_id, "resolve a conflict on another member's sheet")?;
+        require_chair(
+            ctx.conn,
+            ctx.actor,
+            sheet.round_id,
+            "resolve a conflict on another member's sheet",
+        )?;
     }
     ensure_unlocked(ctx.conn, sheet.product_id)?;
     let Some(idx) = sheet.conflicts.iter().position(|c| c.id == conflict_id) else {
@@ -1174,9 +1217,8 @@ fn product_sheets(conn: &Connection, product: Uuid) -> Result<Vec<SheetState>> {
 }
 
 fn roster_entries(conn: &Connection, round: Uuid) -> Result<Vec<RosterEntry>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT body FROM entities WHERE round_id = ?1 AND kind = 'roster'",
-    )?;
+    let mut stmt =
+        conn.prepare_cached("SELECT body FROM entities WHERE round_id = ?1 AND kind = 'roster'")?;
     let rows = stmt.query_map(params![round.to_string()], |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for r in rows {
@@ -1204,7 +1246,10 @@ fn finalize(
         .ok_or_else(|| {
             reject(
                 RejectCode::NotFound,
-                format!("rubric {}@{} is not published", product.rubric.id, product.rubric.version),
+                format!(
+                    "rubric {}@{} is not published",
+                    product.rubric.id, product.rubric.version
+                ),
             )
         })?;
     let mut participation: HashMap<Uuid, Participation> = HashMap::new();
@@ -1253,10 +1298,12 @@ fn finalize(
         }
         (CouncilMode::Consensus, Some(id)) => {
             let id = resolve_sheet_id(conn, id)?;
-            let s = sheets
-                .iter()
-                .find(|s| s.id == id)
-                .ok_or_else(|| reject(RejectCode::NotFound, format!("sheet {id} is not a sheet of this product")))?;
+            let s = sheets.iter().find(|s| s.id == id).ok_or_else(|| {
+                reject(
+                    RejectCode::NotFound,
+                    format!("sheet {id} is not a sheet of this product"),
+                )
+            })?;
             Some(score_of(s)?)
         }
         (CouncilMode::Individual, _) => None,
@@ -1284,23 +1331,32 @@ fn finalize(
                 result.quorum.present,
                 result.quorum.eligible,
                 result.quorum.required,
-                if result.quorum.chair_present { "" } else { ", chair absent" }
+                if result.quorum.chair_present {
+                    ""
+                } else {
+                    ", chair absent"
+                }
             ),
         ));
     }
     if !result.can_finalize {
-        return Err(reject(RejectCode::Invalid, "the council result cannot be finalized yet"));
+        return Err(reject(
+            RejectCode::Invalid,
+            "the council result cannot be finalized yet",
+        ));
     }
-    if let Some(expected) = expected_mean {
-        if result.mean_total != Some(expected) {
-            return Err(reject(
-                RejectCode::Invalid,
-                format!(
-                    "the server's mean {} differs from the expected mean {expected}",
-                    result.mean_total.map_or("(none)".to_string(), |m| m.to_string())
-                ),
-            ));
-        }
+    if let Some(expected) = expected_mean
+        && result.mean_total != Some(expected)
+    {
+        return Err(reject(
+            RejectCode::Invalid,
+            format!(
+                "the server's mean {} differs from the expected mean {expected}",
+                result
+                    .mean_total
+                    .map_or("(none)".to_string(), |m| m.to_string())
+            ),
+        ));
     }
     let seq = ctx.seq.take();
     let decision = DecisionInfo {
@@ -1353,7 +1409,6 @@ struct Visibility {
     users: HashSet<Uuid>,
 }
 
-
 impl Visibility {
     fn load(conn: &Connection, actor: &Principal) -> Result<Visibility> {
         let me = actor.user.id;
@@ -1367,8 +1422,9 @@ impl Visibility {
         if v.admin {
             return Ok(v);
         }
-        let mut stmt = conn
-            .prepare_cached("SELECT round_id, role FROM roster WHERE user_id = ?1 AND active = 1")?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT round_id, role FROM roster WHERE user_id = ?1 AND active = 1",
+        )?;
         let rows = stmt.query_map(params![me.to_string()], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
         })?;
@@ -1452,11 +1508,10 @@ fn opt_uuid(s: Option<String>) -> Result<Option<Uuid>> {
 impl Store for SqliteStore {
     fn ensure_admin(&self, password: Option<&str>) -> Result<Option<String>> {
         self.write_tx(|tx| {
-            let admins: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM users WHERE role = 'admin'",
-                [],
-                |r| r.get(0),
-            )?;
+            let admins: i64 =
+                tx.query_row("SELECT COUNT(*) FROM users WHERE role = 'admin'", [], |r| {
+                    r.get(0)
+                })?;
             if admins > 0 {
                 return Ok(None);
             }
@@ -1473,7 +1528,13 @@ impl Store for SqliteStore {
             insert_user(tx, &user, Some(&pw))?;
             let seq = next_seq(tx)?;
             put_entity(tx, seq, &Entity::User(user.clone()), None)?;
-            audit(tx, &Principal::system(), "create_admin", serde_json::json!({"user_id": user.id}), Some(seq))?;
+            audit(
+                tx,
+                &Principal::system(),
+                "create_admin",
+                serde_json::json!({"user_id": user.id}),
+                Some(seq),
+            )?;
             Ok(generated.then_some(pw))
         })
     }
@@ -1548,7 +1609,13 @@ impl Store for SqliteStore {
                 user: user.clone(),
                 device_id: t.device_id,
             };
-            audit(tx, &actor, "login", serde_json::json!({"device_name": req.device_name}), None)?;
+            audit(
+                tx,
+                &actor,
+                "login",
+                serde_json::json!({"device_name": req.device_name}),
+                None,
+            )?;
             Ok(t)
         })
     }
@@ -1720,7 +1787,13 @@ impl Store for SqliteStore {
             if n == 0 {
                 return Err(Error::NotFound(format!("device {device_id} is unknown")));
             }
-            audit(tx, actor, "revoke_device", serde_json::json!({"device_id": device_id}), None)?;
+            audit(
+                tx,
+                actor,
+                "revoke_device",
+                serde_json::json!({"device_id": device_id}),
+                None,
+            )?;
             Ok(())
         })
     }
@@ -1802,7 +1875,9 @@ impl Store for SqliteStore {
                 )
                 .optional()?;
             let Some(body) = body else {
-                return Err(Error::NotFound(format!("rubric {id}@{version} is unknown; import it first")));
+                return Err(Error::NotFound(format!(
+                    "rubric {id}@{version} is unknown; import it first"
+                )));
             };
             let rubric: Rubric = serde_json::from_str(&body)?;
             let n = tx.execute(
@@ -1812,7 +1887,13 @@ impl Store for SqliteStore {
             if n == 1 {
                 let seq = next_seq(tx)?;
                 put_entity(tx, seq, &Entity::Rubric(Box::new(rubric.clone())), None)?;
-                audit(tx, actor, "publish_rubric", serde_json::json!({"id": id, "version": version}), Some(seq))?;
+                audit(
+                    tx,
+                    actor,
+                    "publish_rubric",
+                    serde_json::json!({"id": id, "version": version}),
+                    Some(seq),
+                )?;
             }
             Ok(RubricImportResponse {
                 rubric: rubric.reference(),
@@ -1825,8 +1906,7 @@ impl Store for SqliteStore {
     fn list_rubrics(&self, actor: &Principal) -> Result<Vec<RubricSummary>> {
         require_admin(actor)?;
         let conn = lock(&self.reader);
-        let mut stmt =
-            conn.prepare("SELECT body, published FROM rubrics ORDER BY id, version")?;
+        let mut stmt = conn.prepare("SELECT body, published FROM rubrics ORDER BY id, version")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
@@ -1846,7 +1926,9 @@ impl Store for SqliteStore {
         require_admin(actor)?;
         for (name, d) in [("starts_on", &req.starts_on), ("ends_on", &req.ends_on)] {
             if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
-                return Err(Error::invalid(format!("{name} must be a date like 2026-11-28, not {d:?}")));
+                return Err(Error::invalid(format!(
+                    "{name} must be a date like 2026-11-28, not {d:?}"
+                )));
             }
         }
         if req.ends_on < req.starts_on {
@@ -1870,10 +1952,19 @@ impl Store for SqliteStore {
                 status: RoundStatus::Open,
                 council: req.council.clone(),
             };
-            tx.execute("INSERT INTO rounds (id) VALUES (?1)", params![round.id.to_string()])?;
+            tx.execute(
+                "INSERT INTO rounds (id) VALUES (?1)",
+                params![round.id.to_string()],
+            )?;
             let seq = next_seq(tx)?;
             put_entity(tx, seq, &Entity::Round(round.clone()), None)?;
-            audit(tx, actor, "create_round", serde_json::json!({"round_id": round.id, "name": round.name}), Some(seq))?;
+            audit(
+                tx,
+                actor,
+                "create_round",
+                serde_json::json!({"round_id": round.id, "name": round.name}),
+                Some(seq),
+            )?;
             Ok(round)
         })
     }
@@ -1881,7 +1972,8 @@ impl Store for SqliteStore {
     fn list_rounds(&self, actor: &Principal) -> Result<Vec<RoundInfo>> {
         require_admin(actor)?;
         let conn = lock(&self.reader);
-        let mut stmt = conn.prepare("SELECT body FROM entities WHERE kind = 'round' ORDER BY id")?;
+        let mut stmt =
+            conn.prepare("SELECT body FROM entities WHERE kind = 'round' ORDER BY id")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
         for r in rows {
@@ -1897,14 +1989,21 @@ impl Store for SqliteStore {
         req: &SetRosterRequest,
     ) -> Result<Vec<RosterEntry>> {
         require_admin(actor)?;
-        let chairs = req.members.iter().filter(|m| m.role == CouncilRole::Chair).count();
+        let chairs = req
+            .members
+            .iter()
+            .filter(|m| m.role == CouncilRole::Chair)
+            .count();
         if chairs > 1 {
             return Err(Error::invalid("a council has at most one chair"));
         }
         let mut seen = HashSet::new();
         for m in &req.members {
             if !seen.insert(m.user_id) {
-                return Err(Error::invalid(format!("user {} is listed twice", m.user_id)));
+                return Err(Error::invalid(format!(
+                    "user {} is listed twice",
+                    m.user_id
+                )));
             }
         }
         self.write_tx(|tx| {
@@ -1966,7 +2065,10 @@ impl Store for SqliteStore {
         }
         self.write_tx(|tx| {
             if get_entity::<RoundInfo>(tx, "round", &req.round_id.to_string())?.is_none() {
-                return Err(Error::NotFound(format!("round {} is unknown", req.round_id)));
+                return Err(Error::NotFound(format!(
+                    "round {} is unknown",
+                    req.round_id
+                )));
             }
             if self.published_rubric(tx, &req.rubric)?.is_none() {
                 return Err(Error::invalid(format!(
@@ -1993,7 +2095,13 @@ impl Store for SqliteStore {
             )?;
             let seq = next_seq(tx)?;
             put_entity(tx, seq, &Entity::Product(p.clone()), None)?;
-            audit(tx, actor, "create_product", serde_json::json!({"product_id": p.id, "name": p.name}), Some(seq))?;
+            audit(
+                tx,
+                actor,
+                "create_product",
+                serde_json::json!({"product_id": p.id, "name": p.name}),
+                Some(seq),
+            )?;
             Ok(p)
         })
     }
@@ -2080,7 +2188,10 @@ impl Store for SqliteStore {
         })?;
         for r in rows {
             let (kind, body) = r?;
-            by_kind.entry(kind).or_default().push(serde_json::from_str(&body)?);
+            by_kind
+                .entry(kind)
+                .or_default()
+                .push(serde_json::from_str(&body)?);
         }
         let mut take = |k: &str| by_kind.remove(k).unwrap_or_default();
         Ok(serde_json::json!({
@@ -2183,7 +2294,9 @@ impl Store for SqliteStore {
             )?
             .execute(params![serde_json::to_string(&outcome)?, device, m.id as i64])?;
             let (status, oseq) = match &outcome {
-                Outcome::Applied { seq, .. } | Outcome::Conflict { seq, .. } => ("applied", Some(*seq)),
+                Outcome::Applied { seq, .. } | Outcome::Conflict { seq, .. } => {
+                    ("applied", Some(*seq))
+                }
                 Outcome::Rejected { .. } => ("rejected", None),
                 Outcome::Duplicate { .. } => ("duplicate", None),
             };
@@ -2194,10 +2307,7 @@ impl Store for SqliteStore {
                 serde_json::json!({"mutation_id": m.id, "status": status, "outcome": outcome}),
                 oseq,
             )?;
-            results.push(MutationResult {
-                id: m.id,
-                outcome,
-            });
+            results.push(MutationResult { id: m.id, outcome });
         }
         if seq.used {
             tx.execute(
@@ -2385,9 +2495,23 @@ impl Store for SqliteStore {
 
     fn table_counts(&self) -> Result<BTreeMap<String, u64>> {
         const TABLES: &[&str] = &[
-            "users", "devices", "enrolment_codes", "rubrics", "rounds", "roster", "products",
-            "participations", "sheets", "sheet_aliases", "sheet_revisions", "sheet_attachments",
-            "attachments", "applied_mutations", "quarantine", "audit", "entities",
+            "users",
+            "devices",
+            "enrolment_codes",
+            "rubrics",
+            "rounds",
+            "roster",
+            "products",
+            "participations",
+            "sheets",
+            "sheet_aliases",
+            "sheet_revisions",
+            "sheet_attachments",
+            "attachments",
+            "applied_mutations",
+            "quarantine",
+            "audit",
+            "entities",
         ];
         let conn = lock(&self.reader);
         let mut out = BTreeMap::new();
@@ -2419,11 +2543,16 @@ impl Store for SqliteStore {
              JOIN sheets s ON s.id = a.sheet_id WHERE a.sha256 = ?1",
         )?;
         let rows = stmt.query_map(params![sha256], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         for r in rows {
             let (round, product, owner) = r?;
-            if vis.sheet(uuid_col(round)?, uuid_col(product)?, uuid_col(owner)?) == SheetView::Full {
+            if vis.sheet(uuid_col(round)?, uuid_col(product)?, uuid_col(owner)?) == SheetView::Full
+            {
                 return Ok(true);
             }
         }
@@ -2492,4 +2621,3 @@ fn op_name(op: &Op) -> &'static str {
         Op::Release { .. } => "release",
     }
 }
-

@@ -127,8 +127,12 @@ pub trait Store: Send + Sync + 'static {
     /// Validates and stores a rubric version (unpublished unless it is
     /// already published with the identical body).
     fn import_rubric(&self, actor: &Principal, text: &str) -> Result<RubricImportResponse>;
-    fn publish_rubric(&self, actor: &Principal, id: &str, version: u32)
-    -> Result<RubricImportResponse>;
+    fn publish_rubric(
+        &self,
+        actor: &Principal,
+        id: &str,
+        version: u32,
+    ) -> Result<RubricImportResponse>;
     fn list_rubrics(&self, actor: &Principal) -> Result<Vec<RubricSummary>>;
     fn create_round(&self, actor: &Principal, req: &CreateRoundRequest) -> Result<RoundInfo>;
     fn list_rounds(&self, actor: &Principal) -> Result<Vec<RoundInfo>>;

@@ -8,7 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
-use ocop_shared::wire::{paths, AnswerEdit, Answer, Op, Outcome, SheetKey, SheetState, TokenResponse};
+use ocop_shared::wire::{
+    Answer, AnswerEdit, Op, Outcome, SheetKey, SheetState, TokenResponse, paths,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
@@ -16,12 +18,19 @@ use uuid::Uuid;
 /// Starts `ocop-sync-server demo` on 127.0.0.1:0 and returns it with its URL.
 async fn start(data: &std::path::Path, fault: bool) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocop-sync-server"));
-    cmd.args(["demo", "--bind", "127.0.0.1:0", "--admin-password", "crash-test-admin", "--data"])
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true);
+    cmd.args([
+        "demo",
+        "--bind",
+        "127.0.0.1:0",
+        "--admin-password",
+        "crash-test-admin",
+        "--data",
+    ])
+    .arg(data)
+    .env("RUST_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .kill_on_drop(true);
     if fault {
         cmd.env("OCOP_FAULT_EXIT_AFTER_COMMIT", "1");
     } else {
@@ -48,11 +57,18 @@ async fn start(data: &std::path::Path, fault: bool) -> (Child, String) {
 async fn retried_batch_after_crash_yields_no_duplicate() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url) = start(dir.path(), true).await;
-    let (st, body, t) = login(&url, "lan.tt", &ocop_sync_server::demo::demo_password("lan.tt")).await;
+    let (st, body, t) = login(
+        &url,
+        "lan.tt",
+        &ocop_sync_server::demo::demo_password("lan.tt"),
+    )
+    .await;
     assert_eq!(st, 200, "{body}");
     let t: TokenResponse = t.unwrap();
     let d = Device::new(&url, t.clone());
-    let (_, rounds, _) = d.get::<serde_json::Value>(&format!("{}?cursor=0&limit=10000", paths::PULL)).await;
+    let (_, rounds, _) = d
+        .get::<serde_json::Value>(&format!("{}?cursor=0&limit=10000", paths::PULL))
+        .await;
     let products: Vec<serde_json::Value> = rounds["changes"]
         .as_array()
         .unwrap()
@@ -65,7 +81,8 @@ async fn retried_batch_after_crash_yields_no_duplicate() {
     let mut batch = Vec::new();
     let mut sheet_ids = Vec::new();
     for p in &products[..3] {
-        let rref: ocop_shared::rubric::RubricRef = serde_json::from_value(p["rubric"].clone()).unwrap();
+        let rref: ocop_shared::rubric::RubricRef =
+            serde_json::from_value(p["rubric"].clone()).unwrap();
         let r = rubric.iter().find(|r| r.id == rref.id).unwrap();
         let (_, _, c) = r.criteria().next().unwrap();
         let sid = Uuid::now_v7();
@@ -79,23 +96,32 @@ async fn retried_batch_after_crash_yields_no_duplicate() {
             },
             answers: vec![AnswerEdit {
                 criterion: c.code.clone(),
-                answer: Answer { option: Some(c.options().next().unwrap().id.clone()), ..Answer::default() },
+                answer: Answer {
+                    option: Some(c.options().next().unwrap().id.clone()),
+                    ..Answer::default()
+                },
                 base_rev: 0,
             }],
         }));
     }
     // The server commits, then dies before answering: the device sees a failure.
     let (status, _, _) = {
-        let r = d.raw(reqwest::Method::POST, paths::PUSH).await
+        let r = d
+            .raw(reqwest::Method::POST, paths::PUSH)
+            .await
             .json(&serde_json::json!({"protocol": 1, "mutations": batch}))
-            .send().await;
+            .send()
+            .await;
         match r {
             Ok(r) => decode::<serde_json::Value>(r).await,
             Err(_) => (0, serde_json::Value::Null, None),
         }
     };
     assert_eq!(status, 0, "no response may arrive");
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(exit.code(), Some(86), "the fault hook fired");
 
     // Restart on the same data; the device retries the very same batch.
@@ -104,13 +130,24 @@ async fn retried_batch_after_crash_yields_no_duplicate() {
     let resp = d.push(batch.clone()).await;
     assert_eq!(resp.results.len(), 3);
     for r in &resp.results {
-        let Outcome::Duplicate { original } = &r.outcome else { panic!("{resp:?}") };
-        assert!(matches!(**original, Outcome::Applied { .. }), "{original:?}");
+        let Outcome::Duplicate { original } = &r.outcome else {
+            panic!("{resp:?}")
+        };
+        assert!(
+            matches!(**original, Outcome::Applied { .. }),
+            "{original:?}"
+        );
     }
     for sid in sheet_ids {
-        let (st, body, revs) = d.get::<Vec<SheetState>>(&format!("/api/v1/sheets/{sid}/revisions")).await;
+        let (st, body, revs) = d
+            .get::<Vec<SheetState>>(&format!("/api/v1/sheets/{sid}/revisions"))
+            .await;
         assert_eq!(st, 200, "{body}");
-        assert_eq!(revs.unwrap().len(), 1, "exactly one revision of sheet {sid}");
+        assert_eq!(
+            revs.unwrap().len(),
+            1,
+            "exactly one revision of sheet {sid}"
+        );
     }
     child.kill().await.unwrap();
 }

@@ -4,47 +4,88 @@ use std::io::Write;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use ocop_shared::wire::{paths, ErrorBody, ErrorCode, MAX_BODY_BYTES};
+use ocop_shared::wire::{ErrorBody, ErrorCode, MAX_BODY_BYTES, paths};
 use ocop_sync_server::http::route_table;
 use ocop_sync_server::{Options, open, router};
 use tower::ServiceExt;
 
 async fn app() -> (tempfile::TempDir, axum::Router) {
     let dir = tempfile::tempdir().unwrap();
-    let state = open(dir.path(), Options { admin_password: Some("pw-for-router-tests".into()), public_url: None }).await.unwrap();
+    let state = open(
+        dir.path(),
+        Options {
+            admin_password: Some("pw-for-router-tests".into()),
+            public_url: None,
+        },
+    )
+    .await
+    .unwrap();
     (dir, router(state))
 }
 
 async fn body_of(r: axum::response::Response) -> (StatusCode, Vec<u8>) {
     let status = r.status();
-    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
     (status, bytes.to_vec())
 }
 
 fn error_of(bytes: &[u8]) -> ErrorBody {
-    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("not the error shape ({e}): {}", String::from_utf8_lossy(bytes)))
+    serde_json::from_slice(bytes).unwrap_or_else(|e| {
+        panic!(
+            "not the error shape ({e}): {}",
+            String::from_utf8_lossy(bytes)
+        )
+    })
 }
 
 #[tokio::test]
 async fn every_route_is_served_and_documented_in_openapi() {
     let (_d, app) = app().await;
-    let doc: serde_json::Value = serde_json::from_str(ocop_sync_server::http::OPENAPI_JSON).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(ocop_sync_server::http::OPENAPI_JSON).unwrap();
     assert_eq!(doc["openapi"], "3.0.3");
     for (method, path) in route_table() {
         let op = &doc["paths"][&path][method.to_lowercase()];
-        assert!(op.is_object(), "{method} {path} is missing from openapi.json");
+        assert!(
+            op.is_object(),
+            "{method} {path} is missing from openapi.json"
+        );
         let concrete = path
             .replace("{sha256}", &"a".repeat(64))
             .replace("{id}/{version}", "x/1")
             .replace("{id}", "0190a1b2-0000-7000-8000-000000000000");
-        let req = Request::builder().method(method).uri(&concrete).body(Body::empty()).unwrap();
+        let req = Request::builder()
+            .method(method)
+            .uri(&concrete)
+            .body(Body::empty())
+            .unwrap();
         let status = app.clone().oneshot(req).await.unwrap().status();
         assert_ne!(status, StatusCode::NOT_FOUND, "{method} {path} not routed");
-        assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path} not routed");
+        assert_ne!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} not routed"
+        );
     }
-    let documented: usize = doc["paths"].as_object().unwrap().values().map(|v| v.as_object().unwrap().len()).sum();
-    assert_eq!(documented, route_table().len(), "openapi documents exactly the routes");
-    let (status, body) = body_of(app.oneshot(Request::get(paths::OPENAPI).body(Body::empty()).unwrap()).await.unwrap()).await;
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        documented,
+        route_table().len(),
+        "openapi documents exactly the routes"
+    );
+    let (status, body) = body_of(
+        app.oneshot(Request::get(paths::OPENAPI).body(Body::empty()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body, ocop_sync_server::http::OPENAPI_JSON.as_bytes());
 }
@@ -52,12 +93,19 @@ async fn every_route_is_served_and_documented_in_openapi() {
 #[tokio::test]
 async fn malformed_json_is_400_in_the_one_error_shape() {
     let (_d, app) = app().await;
-    let req = Request::post(paths::LOGIN).header("content-type", "application/json").body(Body::from("{\"username\": 5")).unwrap();
+    let req = Request::post(paths::LOGIN)
+        .header("content-type", "application/json")
+        .body(Body::from("{\"username\": 5"))
+        .unwrap();
     let (status, body) = body_of(app.clone().oneshot(req).await.unwrap()).await;
     assert_eq!(status, 400);
     let e = error_of(&body);
     assert_eq!(e.code, ErrorCode::BadRequest);
-    assert!(e.message.starts_with("malformed json at username"), "{}", e.message);
+    assert!(
+        e.message.starts_with("malformed json at username"),
+        "{}",
+        e.message
+    );
     assert_eq!(e.message, e.message.to_lowercase());
 }
 
@@ -65,21 +113,39 @@ async fn malformed_json_is_400_in_the_one_error_shape() {
 async fn oversized_body_is_413_and_the_message_states_the_limit() {
     let (_d, app) = app().await;
     let big = vec![b' '; MAX_BODY_BYTES + 10];
-    let req = Request::post(paths::LOGIN).header("content-type", "application/json").body(Body::from(big)).unwrap();
+    let req = Request::post(paths::LOGIN)
+        .header("content-type", "application/json")
+        .body(Body::from(big))
+        .unwrap();
     let (status, body) = body_of(app.oneshot(req).await.unwrap()).await;
     assert_eq!(status, 413);
     let e = error_of(&body);
     assert_eq!(e.code, ErrorCode::PayloadTooLarge);
-    assert!(e.message.contains(&MAX_BODY_BYTES.to_string()), "{}", e.message);
+    assert!(
+        e.message.contains(&MAX_BODY_BYTES.to_string()),
+        "{}",
+        e.message
+    );
 }
 
 #[tokio::test]
 async fn unknown_path_is_404_and_missing_token_is_401_in_the_one_error_shape() {
     let (_d, app) = app().await;
-    let (status, body) = body_of(app.clone().oneshot(Request::get("/api/v1/nope").body(Body::empty()).unwrap()).await.unwrap()).await;
+    let (status, body) = body_of(
+        app.clone()
+            .oneshot(Request::get("/api/v1/nope").body(Body::empty()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 404);
     assert_eq!(error_of(&body).code, ErrorCode::NotFound);
-    let (status, body) = body_of(app.oneshot(Request::get(paths::PULL).body(Body::empty()).unwrap()).await.unwrap()).await;
+    let (status, body) = body_of(
+        app.oneshot(Request::get(paths::PULL).body(Body::empty()).unwrap())
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 401);
     let e = error_of(&body);
     assert_eq!(e.code, ErrorCode::Unauthorized);
@@ -89,34 +155,63 @@ async fn unknown_path_is_404_and_missing_token_is_401_in_the_one_error_shape() {
 #[tokio::test]
 async fn responses_are_gzipped_when_accepted_and_gzip_bodies_are_read() {
     let (_d, app) = app().await;
-    let req = Request::get(paths::OPENAPI).header("accept-encoding", "gzip").body(Body::empty()).unwrap();
+    let req = Request::get(paths::OPENAPI)
+        .header("accept-encoding", "gzip")
+        .body(Body::empty())
+        .unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.headers()["content-encoding"], "gzip");
     let (_, zipped) = body_of(resp).await;
     assert!(zipped.len() < ocop_sync_server::http::OPENAPI_JSON.len());
 
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(br#"{"username":"admin","password":"wrong","device_name":"x"}"#).unwrap();
+    enc.write_all(br#"{"username":"admin","password":"wrong","device_name":"x"}"#)
+        .unwrap();
     let req = Request::post(paths::LOGIN)
         .header("content-type", "application/json")
         .header("content-encoding", "gzip")
         .body(Body::from(enc.finish().unwrap()))
         .unwrap();
     let (status, body) = body_of(app.oneshot(req).await.unwrap()).await;
-    assert_eq!(status, 401, "gzip body decoded and the password checked: {}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        401,
+        "gzip body decoded and the password checked: {}",
+        String::from_utf8_lossy(&body)
+    );
 }
 
 #[tokio::test]
 async fn rubric_import_reports_every_issue_and_published_versions_are_immutable() {
     let dir = tempfile::tempdir().unwrap();
-    let state = open(dir.path(), Options { admin_password: Some("pw".into()), public_url: None }).await.unwrap();
+    let state = open(
+        dir.path(),
+        Options {
+            admin_password: Some("pw".into()),
+            public_url: None,
+        },
+    )
+    .await
+    .unwrap();
     let store = state.store.clone();
     let app = router(state);
-    let login = Request::post(paths::LOGIN).header("content-type", "application/json")
-        .body(Body::from(r#"{"username":"admin","password":"pw","device_name":"t"}"#)).unwrap();
+    let login = Request::post(paths::LOGIN)
+        .header("content-type", "application/json")
+        .body(Body::from(
+            r#"{"username":"admin","password":"pw","device_name":"t"}"#,
+        ))
+        .unwrap();
     let (_, body) = body_of(app.clone().oneshot(login).await.unwrap()).await;
-    let token = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["token"].as_str().unwrap().to_string();
-    let post = |body: String| Request::post(paths::ADMIN_RUBRICS).header("authorization", format!("Bearer {token}")).body(Body::from(body)).unwrap();
+    let token = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let post = |body: String| {
+        Request::post(paths::ADMIN_RUBRICS)
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::from(body))
+            .unwrap()
+    };
 
     let bundled = ocop_shared::bundled::scoreable().remove(0);
     // Invalid: two problems, both listed.
@@ -132,21 +227,52 @@ async fn rubric_import_reports_every_issue_and_published_versions_are_immutable(
     // Same id+version as a published bundled rubric but different body → 409.
     let mut changed = serde_json::to_value(&bundled).unwrap();
     changed["title_vi"] = "đã sửa".into();
-    let (status, _) = body_of(app.clone().oneshot(post(changed.to_string())).await.unwrap()).await;
+    let (status, _) = body_of(
+        app.clone()
+            .oneshot(post(changed.to_string()))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 409);
     // Identical body → fine, reported as published.
-    let (status, body) = body_of(app.clone().oneshot(post(serde_json::to_string(&bundled).unwrap())).await.unwrap()).await;
+    let (status, body) = body_of(
+        app.clone()
+            .oneshot(post(serde_json::to_string(&bundled).unwrap()))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["published"], true);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["published"],
+        true
+    );
     // A new version imports unpublished, then publishes.
     changed["version"] = (bundled.version + 1).into();
-    let (status, _) = body_of(app.clone().oneshot(post(changed.to_string())).await.unwrap()).await;
+    let (status, _) = body_of(
+        app.clone()
+            .oneshot(post(changed.to_string()))
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200);
-    let publish = Request::post(format!("{}/{}/{}/publish", paths::ADMIN_RUBRICS, bundled.id, bundled.version + 1))
-        .header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap();
+    let publish = Request::post(format!(
+        "{}/{}/{}/publish",
+        paths::ADMIN_RUBRICS,
+        bundled.id,
+        bundled.version + 1
+    ))
+    .header("authorization", format!("Bearer {token}"))
+    .body(Body::empty())
+    .unwrap();
     let (status, _) = body_of(app.oneshot(publish).await.unwrap()).await;
     assert_eq!(status, 200);
     let sys = ocop_sync_server::Principal::system();
     let list = store.list_rubrics(&sys).unwrap();
-    assert!(list.iter().any(|r| r.version == bundled.version + 1 && r.published));
+    assert!(
+        list.iter()
+            .any(|r| r.version == bundled.version + 1 && r.published)
+    );
 }

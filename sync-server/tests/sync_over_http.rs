@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use ocop_shared::wire::{
-    paths, Answer, ConflictField, Entity, ErrorBody, ErrorCode, Op, Outcome, RejectCode,
-    SheetState, SheetStatus,
+    Answer, ConflictField, Entity, ErrorBody, ErrorCode, Op, Outcome, RejectCode, SheetState,
+    SheetStatus, paths,
 };
 use rstest::rstest;
 use uuid::Uuid;
@@ -76,14 +76,40 @@ async fn stale_base_edit_is_flagged_and_both_versions_readable() {
 
     // Device A starts the sheet.
     let sheet_a = Uuid::now_v7();
-    let r1 = a.push(vec![a.mutation(set_answers(&w, 0, sheet_a, vec![one_answer(&rubric, 0, 0, 0)]))]).await;
-    let Outcome::Applied { seq: rev1, .. } = r1.results[0].outcome else { panic!("{r1:?}") };
+    let r1 = a
+        .push(vec![a.mutation(set_answers(
+            &w,
+            0,
+            sheet_a,
+            vec![one_answer(&rubric, 0, 0, 0)],
+        ))])
+        .await;
+    let Outcome::Applied { seq: rev1, .. } = r1.results[0].outcome else {
+        panic!("{r1:?}")
+    };
 
     // Device B (same member) started its own copy offline: mapped onto A's id.
     let sheet_b = Uuid::now_v7();
-    let r2 = b.push(vec![b.mutation(set_answers(&w, 0, sheet_b, vec![one_answer(&rubric, 0, 1, rev1)]))]).await;
-    let Outcome::Applied { seq: rev2, sheet_id } = r2.results[0].outcome else { panic!("{r2:?}") };
-    assert_eq!(sheet_id, Some(sheet_a), "the canonical sheet id is returned");
+    let r2 = b
+        .push(vec![b.mutation(set_answers(
+            &w,
+            0,
+            sheet_b,
+            vec![one_answer(&rubric, 0, 1, rev1)],
+        ))])
+        .await;
+    let Outcome::Applied {
+        seq: rev2,
+        sheet_id,
+    } = r2.results[0].outcome
+    else {
+        panic!("{r2:?}")
+    };
+    assert_eq!(
+        sheet_id,
+        Some(sheet_a),
+        "the canonical sheet id is returned"
+    );
 
     // A edits criterion 0 from the stale base rev1 and criterion 1 fresh.
     let r3 = a
@@ -91,12 +117,22 @@ async fn stale_base_edit_is_flagged_and_both_versions_readable() {
             &w,
             0,
             sheet_a,
-            vec![one_answer(&rubric, 0, 2, rev1), one_answer(&rubric, 1, 0, 0)],
+            vec![
+                one_answer(&rubric, 0, 2, rev1),
+                one_answer(&rubric, 1, 0, 0),
+            ],
         ))])
         .await;
     let c0 = rubric.criteria().next().unwrap().2.code.clone();
     let c1 = rubric.criteria().nth(1).unwrap().2.code.clone();
-    let Outcome::Conflict { conflicts, criteria, applied, sheet_id, .. } = &r3.results[0].outcome else {
+    let Outcome::Conflict {
+        conflicts,
+        criteria,
+        applied,
+        sheet_id,
+        ..
+    } = &r3.results[0].outcome
+    else {
         panic!("{r3:?}")
     };
     assert_eq!(criteria, &vec![c0.clone()]);
@@ -107,21 +143,56 @@ async fn stale_base_edit_is_flagged_and_both_versions_readable() {
     // Owner and chair both see the current value and the flagged other one.
     for viewer in [a, w.chair()] {
         let sheets = sheets_in(&viewer.pull_all().await);
-        let s = sheets.iter().find(|s| s.id == sheet_a).expect("sheet visible");
+        let s = sheets
+            .iter()
+            .find(|s| s.id == sheet_a)
+            .expect("sheet visible");
         let current = &s.answers[&c0];
         assert_eq!(current.rev, rev2);
         assert_eq!(current.device_id, b.device_id);
-        assert_eq!(current.answer.option.as_deref(), Some(rubric.criteria().next().unwrap().2.options().nth(1).unwrap().id.as_str()));
+        assert_eq!(
+            current.answer.option.as_deref(),
+            Some(
+                rubric
+                    .criteria()
+                    .next()
+                    .unwrap()
+                    .2
+                    .options()
+                    .nth(1)
+                    .unwrap()
+                    .id
+                    .as_str()
+            )
+        );
         assert!(s.answers.contains_key(&c1));
         let c = s.conflicts.iter().find(|c| c.id == conflict_id).unwrap();
         assert!(!c.resolved);
         assert_eq!((c.base_rev, c.current_rev), (rev1, rev2));
-        let ConflictField::Answer { criterion, theirs } = &c.field else { panic!() };
+        let ConflictField::Answer { criterion, theirs } = &c.field else {
+            panic!()
+        };
         assert_eq!(criterion, &c0);
-        assert_eq!(theirs.option.as_deref(), Some(rubric.criteria().next().unwrap().2.options().nth(2).unwrap().id.as_str()));
+        assert_eq!(
+            theirs.option.as_deref(),
+            Some(
+                rubric
+                    .criteria()
+                    .next()
+                    .unwrap()
+                    .2
+                    .options()
+                    .nth(2)
+                    .unwrap()
+                    .id
+                    .as_str()
+            )
+        );
     }
     // Every accepted revision is kept.
-    let (st, body, revs) = a.get::<Vec<SheetState>>(&format!("/api/v1/sheets/{sheet_a}/revisions")).await;
+    let (st, body, revs) = a
+        .get::<Vec<SheetState>>(&format!("/api/v1/sheets/{sheet_a}/revisions"))
+        .await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(revs.unwrap().len(), 3);
 
@@ -136,8 +207,14 @@ async fn stale_base_edit_is_flagged_and_both_versions_readable() {
             base_rev: rev2,
         })])
         .await;
-    assert!(matches!(r4.results[0].outcome, Outcome::Applied { .. }), "{r4:?}");
-    let s = sheets_in(&a.pull_all().await).into_iter().find(|s| s.id == sheet_a).unwrap();
+    assert!(
+        matches!(r4.results[0].outcome, Outcome::Applied { .. }),
+        "{r4:?}"
+    );
+    let s = sheets_in(&a.pull_all().await)
+        .into_iter()
+        .find(|s| s.id == sheet_a)
+        .unwrap();
     assert_eq!(s.answers[&c0].answer, keep);
     assert!(s.conflicts.iter().all(|c| c.resolved));
 }
@@ -153,15 +230,28 @@ async fn rejected_mutation_is_quarantined_and_later_mutations_still_apply() {
     let resp = m
         .push(vec![
             m.mutation(set_answers(&w, 0, sheet, vec![bad])),
-            m.mutation(set_answers(&w, 0, sheet, vec![one_answer(&rubric, 0, 0, 0)])),
+            m.mutation(set_answers(
+                &w,
+                0,
+                sheet,
+                vec![one_answer(&rubric, 0, 0, 0)],
+            )),
         ])
         .await;
-    let Outcome::Rejected { code, reason } = &resp.results[0].outcome else { panic!("{resp:?}") };
+    let Outcome::Rejected { code, reason } = &resp.results[0].outcome else {
+        panic!("{resp:?}")
+    };
     assert_eq!(*code, RejectCode::Invalid);
     assert!(reason.contains("zz"), "{reason}");
-    assert!(matches!(resp.results[1].outcome, Outcome::Applied { .. }), "{resp:?}");
+    assert!(
+        matches!(resp.results[1].outcome, Outcome::Applied { .. }),
+        "{resp:?}"
+    );
 
-    let (st, body, _) = w.admin.get::<serde_json::Value>(paths::ADMIN_QUARANTINE).await;
+    let (st, body, _) = w
+        .admin
+        .get::<serde_json::Value>(paths::ADMIN_QUARANTINE)
+        .await;
     assert_eq!(st, 200);
     let q = body.as_array().unwrap();
     assert_eq!(q.len(), 1);
@@ -206,57 +296,128 @@ async fn bad_input_gets_documented_refusal_and_leaves_data_unchanged(
     let rubric = rubric_of(&w, 0);
     let owner = w.member(0);
     let existing = Uuid::now_v7();
-    owner.push(vec![owner.mutation(set_answers(&w, 0, existing, vec![one_answer(&rubric, 0, 0, 0)]))]).await;
+    owner
+        .push(vec![owner.mutation(set_answers(
+            &w,
+            0,
+            existing,
+            vec![one_answer(&rubric, 0, 0, 0)],
+        ))])
+        .await;
     let store = w.server.state.store.clone();
     let before = store.table_counts().unwrap();
     let seq_before = store.server_seq().unwrap();
 
     let m = w.member(1);
     let url = format!("{}{}", w.url(), paths::PUSH);
-    let push_one = |d: &Device, op: Op| {
-        serde_json::json!({"protocol": 1, "mutations": [d.mutation(op)]})
-    };
+    let push_one =
+        |d: &Device, op: Op| serde_json::json!({"protocol": 1, "mutations": [d.mutation(op)]});
     let (st, body) = match bad {
         Bad::MalformedJson => {
-            let r = m.http.post(&url).bearer_auth(&m.token).header("content-type", "application/json")
-                .body("{\"protocol\": 1, \"mutations\": [").send().await.unwrap();
+            let r = m
+                .http
+                .post(&url)
+                .bearer_auth(&m.token)
+                .header("content-type", "application/json")
+                .body("{\"protocol\": 1, \"mutations\": [")
+                .send()
+                .await
+                .unwrap();
             let (s, b, _) = decode::<serde_json::Value>(r).await;
             (s, b)
         }
         Bad::OversizedBody => {
-            let big = format!("{{\"protocol\":1,\"mutations\":[],\"pad\":\"{}\"}}", "x".repeat(9 * 1024 * 1024));
-            let r = m.http.post(&url).bearer_auth(&m.token).header("content-type", "application/json")
-                .body(big).send().await.unwrap();
+            let big = format!(
+                "{{\"protocol\":1,\"mutations\":[],\"pad\":\"{}\"}}",
+                "x".repeat(9 * 1024 * 1024)
+            );
+            let r = m
+                .http
+                .post(&url)
+                .bearer_auth(&m.token)
+                .header("content-type", "application/json")
+                .body(big)
+                .send()
+                .await
+                .unwrap();
             let (s, b, _) = decode::<serde_json::Value>(r).await;
             (s, b)
         }
         Bad::UnknownRubric => {
             let mut k = key(&w, 0, Uuid::now_v7());
             k.rubric.version = 99;
-            let (s, b, _) = m.post::<_, serde_json::Value>(paths::PUSH, &push_one(m, Op::SetAnswers { sheet: k, answers: vec![one_answer(&rubric, 0, 0, 0)] })).await;
+            let (s, b, _) = m
+                .post::<_, serde_json::Value>(
+                    paths::PUSH,
+                    &push_one(
+                        m,
+                        Op::SetAnswers {
+                            sheet: k,
+                            answers: vec![one_answer(&rubric, 0, 0, 0)],
+                        },
+                    ),
+                )
+                .await;
             (s, b)
         }
         Bad::OptionOutOfRange => {
             let mut a = one_answer(&rubric, 0, 0, 0);
             a.answer.option = Some("z".into());
-            let (s, b, _) = m.post::<_, serde_json::Value>(paths::PUSH, &push_one(m, set_answers(&w, 0, Uuid::now_v7(), vec![a]))).await;
+            let (s, b, _) = m
+                .post::<_, serde_json::Value>(
+                    paths::PUSH,
+                    &push_one(m, set_answers(&w, 0, Uuid::now_v7(), vec![a])),
+                )
+                .await;
             (s, b)
         }
         Bad::SomeoneElsesSheet => {
-            let (s, b, _) = m.post::<_, serde_json::Value>(paths::PUSH, &push_one(m, set_answers(&w, 0, existing, vec![one_answer(&rubric, 0, 1, 0)]))).await;
+            let (s, b, _) = m
+                .post::<_, serde_json::Value>(
+                    paths::PUSH,
+                    &push_one(
+                        m,
+                        set_answers(&w, 0, existing, vec![one_answer(&rubric, 0, 1, 0)]),
+                    ),
+                )
+                .await;
             (s, b)
         }
         Bad::SecretaryScores => {
             let sec = w.secretary();
-            let (s, b, _) = sec.post::<_, serde_json::Value>(paths::PUSH, &push_one(sec, set_answers(&w, 0, Uuid::now_v7(), vec![one_answer(&rubric, 0, 1, 0)]))).await;
+            let (s, b, _) = sec
+                .post::<_, serde_json::Value>(
+                    paths::PUSH,
+                    &push_one(
+                        sec,
+                        set_answers(&w, 0, Uuid::now_v7(), vec![one_answer(&rubric, 0, 1, 0)]),
+                    ),
+                )
+                .await;
             (s, b)
         }
         Bad::SubmitUnanswered => {
-            let (s, b, _) = owner.post::<_, serde_json::Value>(paths::PUSH, &push_one(owner, Op::Submit { sheet_id: existing })).await;
+            let (s, b, _) = owner
+                .post::<_, serde_json::Value>(
+                    paths::PUSH,
+                    &push_one(owner, Op::Submit { sheet_id: existing }),
+                )
+                .await;
             (s, b)
         }
         Bad::ReopenByMember => {
-            let (s, b, _) = m.post::<_, serde_json::Value>(paths::PUSH, &push_one(m, Op::Reopen { sheet_id: existing, reason: "xem lại".into() })).await;
+            let (s, b, _) = m
+                .post::<_, serde_json::Value>(
+                    paths::PUSH,
+                    &push_one(
+                        m,
+                        Op::Reopen {
+                            sheet_id: existing,
+                            reason: "xem lại".into(),
+                        },
+                    ),
+                )
+                .await;
             (s, b)
         }
     };
@@ -266,14 +427,22 @@ async fn bad_input_gets_documented_refusal_and_leaves_data_unchanged(
             let e: ErrorBody = serde_json::from_value(body.clone()).expect("the one error shape");
             assert_eq!(e.code.http_status(), status);
             if status == 413 {
-                assert!(e.message.contains("8388608"), "message states the limit: {}", e.message);
+                assert!(
+                    e.message.contains("8388608"),
+                    "message states the limit: {}",
+                    e.message
+                );
                 assert_eq!(e.code, ErrorCode::PayloadTooLarge);
             }
             assert_eq!(store.table_counts().unwrap(), before, "nothing written");
         }
         Some(code) => {
             assert_eq!(body["results"][0]["status"], "rejected", "{body}");
-            assert_eq!(body["results"][0]["code"], serde_json::to_value(code).unwrap(), "{body}");
+            assert_eq!(
+                body["results"][0]["code"],
+                serde_json::to_value(code).unwrap(),
+                "{body}"
+            );
             let after = store.table_counts().unwrap();
             for t in ["sheets", "sheet_revisions", "entities", "sheet_aliases"] {
                 assert_eq!(after[t], before[t], "table {t} unchanged");
@@ -291,7 +460,10 @@ async fn revoked_token_gets_401_that_never_says_discard() {
     assert_eq!(m.get::<serde_json::Value>(paths::ME).await.0, 200);
     let (st, _, _) = w
         .admin
-        .post::<_, serde_json::Value>(&format!("{}/{}/revoke", paths::ADMIN_DEVICES, m.device_id), &serde_json::json!({}))
+        .post::<_, serde_json::Value>(
+            &format!("{}/{}/revoke", paths::ADMIN_DEVICES, m.device_id),
+            &serde_json::json!({}),
+        )
         .await;
     assert_eq!(st, 204);
     for p in [paths::ME.to_string(), format!("{}?cursor=0", paths::PULL)] {
@@ -301,7 +473,10 @@ async fn revoked_token_gets_401_that_never_says_discard() {
         assert_eq!(e.code, ErrorCode::Unauthorized);
         let msg = e.message.to_lowercase();
         for word in ["discard", "delete", "wipe", "erase"] {
-            assert!(!msg.contains(word), "401 must not suggest losing data: {msg}");
+            assert!(
+                !msg.contains(word),
+                "401 must not suggest losing data: {msg}"
+            );
         }
         assert!(msg.contains("keep"), "{msg}");
     }
@@ -315,12 +490,20 @@ async fn enrolment_code_is_single_use_and_expiring() {
     let user = w.demo.members()[4].id;
     let (st, body, code) = w
         .admin
-        .post::<_, ocop_shared::wire::EnrolmentCodeResponse>(paths::ADMIN_ENROLMENT_CODES, &serde_json::json!({"user_id": user}))
+        .post::<_, ocop_shared::wire::EnrolmentCodeResponse>(
+            paths::ADMIN_ENROLMENT_CODES,
+            &serde_json::json!({"user_id": user}),
+        )
         .await;
     assert_eq!(st, 201, "{body}");
     let code = code.unwrap();
     assert_eq!(code.code.len(), 9);
-    assert!(code.qr_payload.starts_with("ocop-enrol:1?server=http://127.0.0.1:"), "{}", code.qr_payload);
+    assert!(
+        code.qr_payload
+            .starts_with("ocop-enrol:1?server=http://127.0.0.1:"),
+        "{}",
+        code.qr_payload
+    );
     assert!(code.qr_payload.ends_with(&format!("&code={}", code.code)));
     // Case and dashes do not matter.
     let typed = code.code.replace('-', "").to_lowercase();
@@ -337,7 +520,10 @@ async fn enrolment_code_is_single_use_and_expiring() {
 
     let (_, _, expired) = w
         .admin
-        .post::<_, ocop_shared::wire::EnrolmentCodeResponse>(paths::ADMIN_ENROLMENT_CODES, &serde_json::json!({"user_id": user, "ttl_minutes": 0}))
+        .post::<_, ocop_shared::wire::EnrolmentCodeResponse>(
+            paths::ADMIN_ENROLMENT_CODES,
+            &serde_json::json!({"user_id": user, "ttl_minutes": 0}),
+        )
         .await;
     let r = http
         .post(format!("{}{}", w.url(), paths::ENROL))
@@ -358,10 +544,17 @@ async fn login_is_rate_limited_after_five_failures_per_minute() {
     let (st, body, _) = login(w.url(), &u.username, "wrong").await;
     assert_eq!(st, 429, "{body}");
     assert_eq!(body["code"], "rate_limited");
-    assert_eq!(login(w.url(), &u.username, &u.password).await.0, 429, "even the right password waits");
+    assert_eq!(
+        login(w.url(), &u.username, &u.password).await.0,
+        429,
+        "even the right password waits"
+    );
     // Another account is not affected.
     let other = &w.demo.members()[6];
-    assert_eq!(login(w.url(), &other.username, &other.password).await.0, 200);
+    assert_eq!(
+        login(w.url(), &other.username, &other.password).await.0,
+        200
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,7 +565,12 @@ async fn pull_pages_never_split_one_seq_and_idle_client_skips_ahead() {
     let mut muts = Vec::new();
     for p in 0..10 {
         let r = rubric_of(&w, p);
-        muts.push(m.mutation(set_answers(&w, p, Uuid::now_v7(), vec![one_answer(&r, 0, 0, 0)])));
+        muts.push(m.mutation(set_answers(
+            &w,
+            p,
+            Uuid::now_v7(),
+            vec![one_answer(&r, 0, 0, 0)],
+        )));
     }
     let resp = m.push(muts).await;
     let seq = resp.server_seq;
@@ -388,7 +586,14 @@ async fn pull_pages_never_split_one_seq_and_idle_client_skips_ahead() {
     // Another member's writes are invisible but the cursor still moves on.
     let other = w.member(1);
     let r = rubric_of(&w, 0);
-    let later = other.push(vec![other.mutation(set_answers(&w, 0, Uuid::now_v7(), vec![one_answer(&r, 0, 0, 0)]))]).await;
+    let later = other
+        .push(vec![other.mutation(set_answers(
+            &w,
+            0,
+            Uuid::now_v7(),
+            vec![one_answer(&r, 0, 0, 0)],
+        ))])
+        .await;
     let idle = m.pull_from(seq, 10).await;
     assert!(idle.changes.is_empty());
     assert_eq!(idle.next_cursor, later.server_seq);
@@ -406,14 +611,32 @@ async fn finalize_checks_quorum_and_mean_locks_sheets_and_release_opens_them() {
     for (i, d) in w.devices[..8].iter().enumerate() {
         let sid = Uuid::now_v7();
         sheet_ids.push(sid);
-        let r = d.push(vec![
-            d.mutation(set_answers(&w, 0, sid, full_answers(&rubric, i % 3))),
-            d.mutation(Op::Submit { sheet_id: sid }),
-        ]).await;
-        assert!(r.results.iter().all(|x| matches!(x.outcome, Outcome::Applied { .. })), "{r:?}");
+        let r = d
+            .push(vec![
+                d.mutation(set_answers(&w, 0, sid, full_answers(&rubric, i % 3))),
+                d.mutation(Op::Submit { sheet_id: sid }),
+            ])
+            .await;
+        assert!(
+            r.results
+                .iter()
+                .all(|x| matches!(x.outcome, Outcome::Applied { .. })),
+            "{r:?}"
+        );
         if i == 3 {
-            let f = w.chair().push(vec![w.chair().mutation(Op::Finalize { round_id: round, product_id: product, consensus_sheet: None, expected_mean: None, note: String::new() })]).await;
-            let Outcome::Rejected { code, reason } = &f.results[0].outcome else { panic!("{f:?}") };
+            let f = w
+                .chair()
+                .push(vec![w.chair().mutation(Op::Finalize {
+                    round_id: round,
+                    product_id: product,
+                    consensus_sheet: None,
+                    expected_mean: None,
+                    note: String::new(),
+                })])
+                .await;
+            let Outcome::Rejected { code, reason } = &f.results[0].outcome else {
+                panic!("{f:?}")
+            };
             assert_eq!(*code, RejectCode::Invalid);
             assert!(reason.contains("quorum"), "{reason}");
         }
@@ -423,28 +646,93 @@ async fn finalize_checks_quorum_and_mean_locks_sheets_and_release_opens_them() {
     assert_eq!(seen.iter().filter(|s| s.product_id == product).count(), 1);
     // Wrong expected mean → refused; right one → finalized.
     let chair = w.chair();
-    let wrong = chair.push(vec![chair.mutation(Op::Finalize { round_id: round, product_id: product, consensus_sheet: None, expected_mean: Some(ocop_shared::Centi::from_hundredths(1)), note: String::new() })]).await;
-    assert!(matches!(&wrong.results[0].outcome, Outcome::Rejected { code: RejectCode::Invalid, reason } if reason.contains("mean")), "{wrong:?}");
-    let ok = chair.push(vec![chair.mutation(Op::Finalize { round_id: round, product_id: product, consensus_sheet: None, expected_mean: None, note: "biên bản số 12".into() })]).await;
-    assert!(matches!(ok.results[0].outcome, Outcome::Applied { .. }), "{ok:?}");
-    let decision = chair.pull_all().await.into_iter().find_map(|c| match c.entity { Entity::Decision(d) if d.product_id == product => Some(d), _ => None }).unwrap();
+    let wrong = chair
+        .push(vec![chair.mutation(Op::Finalize {
+            round_id: round,
+            product_id: product,
+            consensus_sheet: None,
+            expected_mean: Some(ocop_shared::Centi::from_hundredths(1)),
+            note: String::new(),
+        })])
+        .await;
+    assert!(
+        matches!(&wrong.results[0].outcome, Outcome::Rejected { code: RejectCode::Invalid, reason } if reason.contains("mean")),
+        "{wrong:?}"
+    );
+    let ok = chair
+        .push(vec![chair.mutation(Op::Finalize {
+            round_id: round,
+            product_id: product,
+            consensus_sheet: None,
+            expected_mean: None,
+            note: "biên bản số 12".into(),
+        })])
+        .await;
+    assert!(
+        matches!(ok.results[0].outcome, Outcome::Applied { .. }),
+        "{ok:?}"
+    );
+    let decision = chair
+        .pull_all()
+        .await
+        .into_iter()
+        .find_map(|c| match c.entity {
+            Entity::Decision(d) if d.product_id == product => Some(d),
+            _ => None,
+        })
+        .unwrap();
     assert!(decision.finalized && !decision.released);
     let result = decision.result.unwrap();
     assert!(result.quorum.met);
     assert_eq!(result.members.len(), 8);
     // Locked: a member's later write is refused.
     let m = w.member(0);
-    let locked = m.push(vec![m.mutation(Op::Reopen { sheet_id: sheet_ids[1], reason: "x".into() })]).await;
-    assert!(matches!(locked.results[0].outcome, Outcome::Rejected { .. }));
-    let locked = chair.push(vec![chair.mutation(Op::Reopen { sheet_id: sheet_ids[1], reason: "xem lại".into() })]).await;
-    assert!(matches!(locked.results[0].outcome, Outcome::Rejected { code: RejectCode::Locked, .. }), "{locked:?}");
+    let locked = m
+        .push(vec![m.mutation(Op::Reopen {
+            sheet_id: sheet_ids[1],
+            reason: "x".into(),
+        })])
+        .await;
+    assert!(matches!(
+        locked.results[0].outcome,
+        Outcome::Rejected { .. }
+    ));
+    let locked = chair
+        .push(vec![chair.mutation(Op::Reopen {
+            sheet_id: sheet_ids[1],
+            reason: "xem lại".into(),
+        })])
+        .await;
+    assert!(
+        matches!(
+            locked.results[0].outcome,
+            Outcome::Rejected {
+                code: RejectCode::Locked,
+                ..
+            }
+        ),
+        "{locked:?}"
+    );
     // Release: members now read every sheet of the product.
-    let rel = chair.push(vec![chair.mutation(Op::Release { round_id: round, product_id: product })]).await;
-    assert!(matches!(rel.results[0].outcome, Outcome::Applied { .. }), "{rel:?}");
+    let rel = chair
+        .push(vec![chair.mutation(Op::Release {
+            round_id: round,
+            product_id: product,
+        })])
+        .await;
+    assert!(
+        matches!(rel.results[0].outcome, Outcome::Applied { .. }),
+        "{rel:?}"
+    );
     let seen = sheets_in(&w.member(1).pull_all().await);
     let of_product: Vec<_> = seen.iter().filter(|s| s.product_id == product).collect();
     assert_eq!(of_product.len(), 8);
-    assert!(of_product.iter().all(|s| s.status == SheetStatus::Submitted && s.answers.len() == rubric.criterion_count()));
+    assert!(
+        of_product
+            .iter()
+            .all(|s| s.status == SheetStatus::Submitted
+                && s.answers.len() == rubric.criterion_count())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -453,23 +741,80 @@ async fn reopen_by_chair_needs_reason_and_allows_resubmit() {
     let rubric = rubric_of(&w, 1);
     let m = w.member(0);
     let sid = Uuid::now_v7();
-    m.push(vec![m.mutation(set_answers(&w, 1, sid, full_answers(&rubric, 0))), m.mutation(Op::Submit { sheet_id: sid })]).await;
-    let edit = m.push(vec![m.mutation(set_answers(&w, 1, sid, vec![one_answer(&rubric, 0, 1, 0)]))]).await;
-    assert!(matches!(edit.results[0].outcome, Outcome::Rejected { code: RejectCode::Invalid, .. }), "submitted sheets are read-only");
-    let c = w.chair();
-    let no_reason = c.push(vec![c.mutation(Op::Reopen { sheet_id: sid, reason: "  ".into() })]).await;
-    assert!(matches!(no_reason.results[0].outcome, Outcome::Rejected { code: RejectCode::Invalid, .. }));
-    let ok = c.push(vec![c.mutation(Op::Reopen { sheet_id: sid, reason: "thiếu minh chứng tiêu chí 1".into() })]).await;
-    assert!(matches!(ok.results[0].outcome, Outcome::Applied { .. }), "{ok:?}");
-    let current = sheets_in(&m.pull_all().await).into_iter().find(|s| s.id == sid).unwrap();
-    assert_eq!(current.status, SheetStatus::Reopened);
-    assert_eq!(current.reopen_reason.as_deref(), Some("thiếu minh chứng tiêu chí 1"));
-    let c0 = &current.answers[&rubric.criteria().next().unwrap().2.code];
-    let r = m.push(vec![
-        m.mutation(set_answers(&w, 1, sid, vec![one_answer(&rubric, 0, 1, c0.rev)])),
+    m.push(vec![
+        m.mutation(set_answers(&w, 1, sid, full_answers(&rubric, 0))),
         m.mutation(Op::Submit { sheet_id: sid }),
-    ]).await;
-    assert!(r.results.iter().all(|x| matches!(x.outcome, Outcome::Applied { .. })), "{r:?}");
+    ])
+    .await;
+    let edit = m
+        .push(vec![m.mutation(set_answers(
+            &w,
+            1,
+            sid,
+            vec![one_answer(&rubric, 0, 1, 0)],
+        ))])
+        .await;
+    assert!(
+        matches!(
+            edit.results[0].outcome,
+            Outcome::Rejected {
+                code: RejectCode::Invalid,
+                ..
+            }
+        ),
+        "submitted sheets are read-only"
+    );
+    let c = w.chair();
+    let no_reason = c
+        .push(vec![c.mutation(Op::Reopen {
+            sheet_id: sid,
+            reason: "  ".into(),
+        })])
+        .await;
+    assert!(matches!(
+        no_reason.results[0].outcome,
+        Outcome::Rejected {
+            code: RejectCode::Invalid,
+            ..
+        }
+    ));
+    let ok = c
+        .push(vec![c.mutation(Op::Reopen {
+            sheet_id: sid,
+            reason: "thiếu minh chứng tiêu chí 1".into(),
+        })])
+        .await;
+    assert!(
+        matches!(ok.results[0].outcome, Outcome::Applied { .. }),
+        "{ok:?}"
+    );
+    let current = sheets_in(&m.pull_all().await)
+        .into_iter()
+        .find(|s| s.id == sid)
+        .unwrap();
+    assert_eq!(current.status, SheetStatus::Reopened);
+    assert_eq!(
+        current.reopen_reason.as_deref(),
+        Some("thiếu minh chứng tiêu chí 1")
+    );
+    let c0 = &current.answers[&rubric.criteria().next().unwrap().2.code];
+    let r = m
+        .push(vec![
+            m.mutation(set_answers(
+                &w,
+                1,
+                sid,
+                vec![one_answer(&rubric, 0, 1, c0.rev)],
+            )),
+            m.mutation(Op::Submit { sheet_id: sid }),
+        ])
+        .await;
+    assert!(
+        r.results
+            .iter()
+            .all(|x| matches!(x.outcome, Outcome::Applied { .. })),
+        "{r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,20 +824,51 @@ async fn participation_member_abstains_self_only_chair_recuses() {
     let product = w.demo.products[2].id;
     let m = w.member(0);
     let other = w.member(1).user_id;
-    let op = |user, p| Op::SetParticipation { round_id: round, product_id: product, user_id: user, participation: p, reason: "người nhà".into() };
+    let op = |user, p| Op::SetParticipation {
+        round_id: round,
+        product_id: product,
+        user_id: user,
+        participation: p,
+        reason: "người nhà".into(),
+    };
     use ocop_shared::council::Participation;
-    let r = m.push(vec![
-        m.mutation(op(m.user_id, Participation::Abstained)),
-        m.mutation(op(other, Participation::Recused)),
-        m.mutation(op(m.user_id, Participation::Recused)),
-    ]).await;
+    let r = m
+        .push(vec![
+            m.mutation(op(m.user_id, Participation::Abstained)),
+            m.mutation(op(other, Participation::Recused)),
+            m.mutation(op(m.user_id, Participation::Recused)),
+        ])
+        .await;
     assert!(matches!(r.results[0].outcome, Outcome::Applied { .. }));
-    assert!(matches!(r.results[1].outcome, Outcome::Rejected { code: RejectCode::Forbidden, .. }));
-    assert!(matches!(r.results[2].outcome, Outcome::Rejected { code: RejectCode::Forbidden, .. }));
+    assert!(matches!(
+        r.results[1].outcome,
+        Outcome::Rejected {
+            code: RejectCode::Forbidden,
+            ..
+        }
+    ));
+    assert!(matches!(
+        r.results[2].outcome,
+        Outcome::Rejected {
+            code: RejectCode::Forbidden,
+            ..
+        }
+    ));
     let c = w.chair();
-    let r = c.push(vec![c.mutation(op(other, Participation::Recused))]).await;
+    let r = c
+        .push(vec![c.mutation(op(other, Participation::Recused))])
+        .await;
     assert!(matches!(r.results[0].outcome, Outcome::Applied { .. }));
-    let parts: Vec<_> = w.secretary().pull_all().await.into_iter().filter_map(|c| match c.entity { Entity::Participation(p) => Some(p), _ => None }).collect();
+    let parts: Vec<_> = w
+        .secretary()
+        .pull_all()
+        .await
+        .into_iter()
+        .filter_map(|c| match c.entity {
+            Entity::Participation(p) => Some(p),
+            _ => None,
+        })
+        .collect();
     assert_eq!(parts.len(), 2);
 }
 
@@ -507,10 +883,28 @@ async fn changed_body_under_a_used_mutation_id_is_rejected_as_id_reused() {
     changed.op = set_answers(&w, 0, sid, vec![one_answer(&rubric, 0, 1, 0)]);
     m.push(vec![first.clone()]).await;
     let r = m.push(vec![changed, first]).await;
-    assert!(matches!(r.results[0].outcome, Outcome::Rejected { code: RejectCode::IdReused, .. }), "{r:?}");
-    assert!(matches!(r.results[1].outcome, Outcome::Duplicate { .. }), "{r:?}");
-    let s = sheets_in(&m.pull_all().await).into_iter().find(|s| s.id == sid).unwrap();
+    assert!(
+        matches!(
+            r.results[0].outcome,
+            Outcome::Rejected {
+                code: RejectCode::IdReused,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    assert!(
+        matches!(r.results[1].outcome, Outcome::Duplicate { .. }),
+        "{r:?}"
+    );
+    let s = sheets_in(&m.pull_all().await)
+        .into_iter()
+        .find(|s| s.id == sid)
+        .unwrap();
     let c0 = rubric.criteria().next().unwrap().2;
-    assert_eq!(s.answers[&c0.code].answer.option.as_deref(), Some(c0.options().next().unwrap().id.as_str()));
+    assert_eq!(
+        s.answers[&c0.code].answer.option.as_deref(),
+        Some(c0.options().next().unwrap().id.as_str())
+    );
     let _ = Answer::default();
 }

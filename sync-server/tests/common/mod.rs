@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ocop_shared::rubric::Rubric;
 use ocop_shared::wire::{
-    paths, Answer, AnswerEdit, EnrolRequest, Mutation, Op, PullResponse, PushRequest,
-    PushResponse, SheetKey, TokenResponse, PROTOCOL_VERSION,
+    Answer, AnswerEdit, EnrolRequest, Mutation, Op, PROTOCOL_VERSION, PullResponse, PushRequest,
+    PushResponse, SheetKey, TokenResponse, paths,
 };
 use ocop_sync_server::demo::{self, DemoInfo};
 use ocop_sync_server::testing::{self, TestServer};
@@ -40,7 +40,8 @@ impl Device {
     }
 
     pub fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        self.next_id
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn mutation(&self, op: Op) -> Mutation {
@@ -57,8 +58,16 @@ impl Device {
             .bearer_auth(&self.token)
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> (u16, serde_json::Value, Option<T>) {
-        let r = self.raw(reqwest::Method::GET, path).await.send().await.unwrap();
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> (u16, serde_json::Value, Option<T>) {
+        let r = self
+            .raw(reqwest::Method::GET, path)
+            .await
+            .send()
+            .await
+            .unwrap();
         decode(r).await
     }
 
@@ -67,11 +76,20 @@ impl Device {
         path: &str,
         body: &B,
     ) -> (u16, serde_json::Value, Option<T>) {
-        let r = self.raw(reqwest::Method::POST, path).await.json(body).send().await.unwrap();
+        let r = self
+            .raw(reqwest::Method::POST, path)
+            .await
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         decode(r).await
     }
 
-    pub async fn push_status(&self, mutations: Vec<Mutation>) -> (u16, serde_json::Value, Option<PushResponse>) {
+    pub async fn push_status(
+        &self,
+        mutations: Vec<Mutation>,
+    ) -> (u16, serde_json::Value, Option<PushResponse>) {
         self.post(
             paths::PUSH,
             &PushRequest {
@@ -111,10 +129,13 @@ impl Device {
     }
 }
 
-pub async fn decode<T: DeserializeOwned>(r: reqwest::Response) -> (u16, serde_json::Value, Option<T>) {
+pub async fn decode<T: DeserializeOwned>(
+    r: reqwest::Response,
+) -> (u16, serde_json::Value, Option<T>) {
     let status = r.status().as_u16();
     let bytes = r.bytes().await.unwrap();
-    let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     let typed = serde_json::from_slice(&bytes).ok();
     (status, value, typed)
 }
@@ -160,11 +181,17 @@ pub async fn enrol(url: &str, code: &str, name: &str) -> Device {
     Device::new(url, t.unwrap())
 }
 
-pub async fn login(url: &str, username: &str, password: &str) -> (u16, serde_json::Value, Option<TokenResponse>) {
+pub async fn login(
+    url: &str,
+    username: &str,
+    password: &str,
+) -> (u16, serde_json::Value, Option<TokenResponse>) {
     let http = reqwest::Client::new();
     let r = http
         .post(format!("{url}{}", paths::LOGIN))
-        .json(&serde_json::json!({"username": username, "password": password, "device_name": "test"}))
+        .json(
+            &serde_json::json!({"username": username, "password": password, "device_name": "test"}),
+        )
         .send()
         .await
         .unwrap();
@@ -175,13 +202,23 @@ pub async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let server = testing::spawn(dir.path()).await.unwrap();
     let store = server.state.store.clone();
-    let info = tokio::task::spawn_blocking(move || demo::seed(&*store)).await.unwrap().unwrap();
+    let info = tokio::task::spawn_blocking(move || demo::seed(&*store))
+        .await
+        .unwrap()
+        .unwrap();
     let (status, body, t) = login(&server.url, "admin", testing::ADMIN_PASSWORD).await;
     assert_eq!(status, 200, "{body}");
     let admin = Device::new(&server.url, t.unwrap());
     let mut devices = Vec::new();
     for u in &info.users {
-        devices.push(enrol(&server.url, &u.enrolment_code, &format!("phone of {}", u.username)).await);
+        devices.push(
+            enrol(
+                &server.url,
+                &u.enrolment_code,
+                &format!("phone of {}", u.username),
+            )
+            .await,
+        );
     }
     World {
         _dir: dir,
@@ -231,7 +268,12 @@ pub fn full_answers(rubric: &Rubric, pick: usize) -> Vec<AnswerEdit> {
         .collect()
 }
 
-pub fn one_answer(rubric: &Rubric, criterion_idx: usize, option_idx: usize, base_rev: u64) -> AnswerEdit {
+pub fn one_answer(
+    rubric: &Rubric,
+    criterion_idx: usize,
+    option_idx: usize,
+    base_rev: u64,
+) -> AnswerEdit {
     let (_, _, c) = rubric.criteria().nth(criterion_idx).unwrap();
     let o = c.options().nth(option_idx).unwrap();
     AnswerEdit {
