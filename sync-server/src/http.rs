@@ -254,6 +254,7 @@ pub fn route_table() -> Vec<(&'static str, String)> {
         ("GET", paths::ADMIN_ROUNDS.into()),
         ("POST", paths::ADMIN_ROUNDS.into()),
         ("PUT", format!("{}/{{id}}/roster", paths::ADMIN_ROUNDS)),
+        ("PUT", format!("{}/{{id}}/status", paths::ADMIN_ROUNDS)),
         ("POST", paths::ADMIN_PRODUCTS.into()),
         ("GET", paths::ADMIN_QUARANTINE.into()),
         ("GET", paths::ADMIN_AUDIT.into()),
@@ -296,6 +297,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             &format!("{}/{{id}}/roster", paths::ADMIN_ROUNDS),
             put(set_roster),
+        )
+        .route(
+            &format!("{}/{{id}}/status", paths::ADMIN_ROUNDS),
+            put(set_round_status),
         )
         .route(paths::ADMIN_PRODUCTS, post(create_product))
         .route(paths::ADMIN_QUARANTINE, get(quarantine))
@@ -520,6 +525,22 @@ async fn set_roster(
 ) -> Result<Response> {
     let id = path(id)?;
     let r = blocking(&state, move |s| s.set_roster(&p, id, &req)).await?;
+    Ok(axum::Json(r).into_response())
+}
+
+#[derive(Deserialize)]
+struct RoundStatusBody {
+    status: ocop_shared::wire::RoundStatus,
+}
+
+async fn set_round_status(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    id: std::result::Result<Path<Uuid>, axum::extract::rejection::PathRejection>,
+    Json(body): Json<RoundStatusBody>,
+) -> Result<Response> {
+    let id = path(id)?;
+    let r = blocking(&state, move |s| s.set_round_status(&p, id, body.status)).await?;
     Ok(axum::Json(r).into_response())
 }
 

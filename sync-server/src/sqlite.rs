@@ -1982,6 +1982,33 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    fn set_round_status(
+        &self,
+        actor: &Principal,
+        round_id: Uuid,
+        status: RoundStatus,
+    ) -> Result<RoundInfo> {
+        require_admin(actor)?;
+        self.write_tx(|tx| {
+            let mut round: RoundInfo = get_entity(tx, "round", &round_id.to_string())?
+                .ok_or_else(|| Error::NotFound(format!("round {round_id} is unknown")))?;
+            if round.status == status {
+                return Ok(round);
+            }
+            round.status = status;
+            let seq = next_seq(tx)?;
+            put_entity(tx, seq, &Entity::Round(round.clone()), None)?;
+            audit(
+                tx,
+                actor,
+                "set_round_status",
+                serde_json::json!({"round_id": round.id, "status": status}),
+                Some(seq),
+            )?;
+            Ok(round)
+        })
+    }
+
     fn set_roster(
         &self,
         actor: &Principal,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use ocop_shared::wire::{
     AccountRole, AttachmentMeta, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
     EnrolRequest, EnrolmentCodeRequest, EnrolmentCodeResponse, LoginRequest, ProductInfo,
-    PullResponse, PushRequest, PushResponse, RosterEntry, RoundInfo, RubricImportResponse,
+    PullResponse, PushRequest, PushResponse, RosterEntry, RoundInfo, RoundStatus, RubricImportResponse,
     SetRosterRequest, SheetState, TokenResponse, UserInfo,
 };
 use serde::{Deserialize, Serialize};
@@ -136,6 +136,13 @@ pub trait Store: Send + Sync + 'static {
     fn list_rubrics(&self, actor: &Principal) -> Result<Vec<RubricSummary>>;
     fn create_round(&self, actor: &Principal, req: &CreateRoundRequest) -> Result<RoundInfo>;
     fn list_rounds(&self, actor: &Principal) -> Result<Vec<RoundInfo>>;
+    /// Opens or closes a round; sheet writes in a closed round are `locked`.
+    fn set_round_status(
+        &self,
+        actor: &Principal,
+        round_id: Uuid,
+        status: RoundStatus,
+    ) -> Result<RoundInfo>;
     fn set_roster(
         &self,
         actor: &Principal,
