@@ -42,3 +42,22 @@ pub mod testing {
         crate::db::MIGRATIONS
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// A Tauri command needs `Send + Sync` state and `Send` futures.
+    #[test]
+    fn the_device_and_its_futures_can_live_in_a_tauri_command() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<F: std::future::Future + Send>(_: F) {}
+        send_sync::<crate::Device>();
+        let dir = tempfile::tempdir().unwrap();
+        let d = crate::Device::open(dir.path()).unwrap();
+        send(d.sync_now());
+        send(d.login("http://127.0.0.1:9", "u", "p", "d"));
+        send(d.enrol("http://127.0.0.1:9", "c", "d"));
+        let e = d.status().unwrap();
+        assert_eq!(e.state, crate::SyncState::SignedOut);
+        assert_eq!(d.sheet(uuid::Uuid::nil()).unwrap_err().code(), "not_signed_in");
+    }
+}
