@@ -170,13 +170,18 @@ CREATE INDEX entities_product ON entities(product_id, kind);
 CREATE INDEX entities_round ON entities(round_id, kind);
 "#];
 
+/// Read connections per store.
+const READERS: usize = 4;
+
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The SQLite store.
 pub struct SqliteStore {
     writer: Mutex<Connection>,
-    reader: Mutex<Connection>,
+    /// A small pool of read connections (WAL readers never block the writer).
+    readers: Vec<Mutex<Connection>>,
+    next_reader: std::sync::atomic::AtomicUsize,
     rubrics: Mutex<HashMap<RubricRef, Arc<Rubric>>>,
 }
 
@@ -513,13 +518,34 @@ impl SqliteStore {
         let writer = Connection::open(path)?;
         configure(&writer)?;
         migrate(&writer)?;
-        let reader = Connection::open(path)?;
-        configure(&reader)?;
+        let mut readers = Vec::new();
+        for _ in 0..READERS {
+            let reader = Connection::open(path)?;
+            configure(&reader)?;
+            readers.push(Mutex::new(reader));
+        }
         Ok(SqliteStore {
             writer: Mutex::new(writer),
-            reader: Mutex::new(reader),
+            readers,
+            next_reader: std::sync::atomic::AtomicUsize::new(0),
             rubrics: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// A free read connection, or (all busy) the next one in turn.
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        for r in &self.readers {
+            match r.try_lock() {
+                Ok(g) => return g,
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        let i = self
+            .next_reader
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % self.readers.len();
+        lock(&self.readers[i])
     }
 
     /// A published rubric, parsed once and cached (published versions never change).
@@ -1542,7 +1568,7 @@ impl Store for SqliteStore {
     fn install_bundled_rubrics(&self) -> Result<()> {
         for rubric in ocop_shared::bundled::scoreable() {
             let text = serde_json::to_string(&rubric)?;
-            let exists: bool = lock(&self.reader).query_row(
+            let exists: bool = self.read().query_row(
                 "SELECT EXISTS (SELECT 1 FROM rubrics WHERE id = ?1 AND version = ?2)",
                 params![rubric.id, rubric.version],
                 |r| r.get(0),
@@ -1557,12 +1583,12 @@ impl Store for SqliteStore {
     }
 
     fn server_seq(&self) -> Result<u64> {
-        current_seq(&lock(&self.reader))
+        current_seq(&self.read())
     }
 
     fn authenticate(&self, token: &str) -> Result<Option<Principal>> {
         let hash = sha256_hex(token.as_bytes());
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let row: Option<(String, String, String, String, String)> = conn
             .prepare_cached(
                 "SELECT d.id, u.id, u.username, u.full_name, u.role FROM devices d
@@ -1588,7 +1614,8 @@ impl Store for SqliteStore {
     }
 
     fn login(&self, req: &LoginRequest) -> Result<TokenResponse> {
-        let row: Option<(String, Option<String>)> = lock(&self.reader)
+        let row: Option<(String, Option<String>)> = self
+            .read()
             .query_row(
                 "SELECT id, password_hash FROM users WHERE username = ?1",
                 params![req.username.trim()],
@@ -1693,7 +1720,7 @@ impl Store for SqliteStore {
 
     fn list_users(&self, actor: &Principal) -> Result<Vec<UserInfo>> {
         require_admin(actor)?;
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let mut stmt = conn.prepare("SELECT body FROM entities WHERE kind = 'user' ORDER BY id")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
@@ -1704,7 +1731,7 @@ impl Store for SqliteStore {
     }
 
     fn user_by_username(&self, username: &str) -> Result<Option<UserInfo>> {
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let id: Option<String> = conn
             .query_row(
                 "SELECT id FROM users WHERE username = ?1",
@@ -1747,7 +1774,7 @@ impl Store for SqliteStore {
 
     fn list_devices(&self, actor: &Principal) -> Result<Vec<DeviceInfo>> {
         require_admin(actor)?;
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT d.id, d.user_id, u.username, d.name, d.created_at, d.revoked_at
              FROM devices d JOIN users u ON u.id = d.user_id ORDER BY d.created_at",
@@ -1905,7 +1932,7 @@ impl Store for SqliteStore {
 
     fn list_rubrics(&self, actor: &Principal) -> Result<Vec<RubricSummary>> {
         require_admin(actor)?;
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let mut stmt = conn.prepare("SELECT body, published FROM rubrics ORDER BY id, version")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
         let mut out = Vec::new();
@@ -1971,7 +1998,7 @@ impl Store for SqliteStore {
 
     fn list_rounds(&self, actor: &Principal) -> Result<Vec<RoundInfo>> {
         require_admin(actor)?;
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let mut stmt =
             conn.prepare("SELECT body FROM entities WHERE kind = 'round' ORDER BY id")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -2135,7 +2162,7 @@ impl Store for SqliteStore {
 
     fn quarantine(&self, actor: &Principal) -> Result<Vec<QuarantineEntry>> {
         require_admin(actor)?;
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT id, at, user_id, device_id, mutation_id, mutation, code, reason FROM quarantine ORDER BY id",
         )?;
@@ -2170,7 +2197,7 @@ impl Store for SqliteStore {
 
     fn audit(&self, actor: &Principal, limit: usize) -> Result<Vec<AuditEntry>> {
         require_admin(actor)?;
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT id, at, user_id, device_id, action, detail, seq FROM audit ORDER BY id DESC LIMIT ?1",
         )?;
@@ -2203,7 +2230,7 @@ impl Store for SqliteStore {
 
     fn export_round(&self, actor: &Principal, round_id: Uuid) -> Result<serde_json::Value> {
         require_admin(actor)?;
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let round: RoundInfo = get_entity(&conn, "round", &round_id.to_string())?
             .ok_or_else(|| Error::NotFound(format!("round {round_id} is unknown")))?;
         let mut by_kind: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
@@ -2354,7 +2381,7 @@ impl Store for SqliteStore {
 
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse> {
         let limit = limit.clamp(1, 10_000);
-        let mut conn = lock(&self.reader);
+        let mut conn = self.read();
         let tx = conn.transaction()?;
         let vis = Visibility::load(&tx, actor)?;
         let server_seq = current_seq(&tx)?;
@@ -2450,7 +2477,7 @@ impl Store for SqliteStore {
     }
 
     fn attachment(&self, sha256: &str) -> Result<Option<AttachmentMeta>> {
-        let conn = lock(&self.reader);
+        let conn = self.read();
         Ok(conn
             .query_row(
                 "SELECT sha256, size, content_type, received FROM attachments WHERE sha256 = ?1",
@@ -2496,7 +2523,7 @@ impl Store for SqliteStore {
     }
 
     fn sheet_revisions(&self, actor: &Principal, sheet_id: Uuid) -> Result<Vec<SheetState>> {
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let id = resolve_sheet_id(&conn, sheet_id)?;
         let Some(current) = get_entity::<SheetState>(&conn, "sheet", &id.to_string())? else {
             return Err(Error::NotFound(format!("sheet {sheet_id} is unknown")));
@@ -2540,7 +2567,7 @@ impl Store for SqliteStore {
             "audit",
             "entities",
         ];
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let mut out = BTreeMap::new();
         for t in TABLES {
             let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))?;
@@ -2553,7 +2580,7 @@ impl Store for SqliteStore {
         if actor.is_admin() {
             return Ok(true);
         }
-        let conn = lock(&self.reader);
+        let conn = self.read();
         let uploader: Option<String> = conn
             .query_row(
                 "SELECT uploaded_by FROM attachments WHERE sha256 = ?1",

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use ocop_shared::wire::{
     AccountRole, AttachmentMeta, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
     EnrolRequest, EnrolmentCodeRequest, EnrolmentCodeResponse, LoginRequest, ProductInfo,
-    PullResponse, PushRequest, PushResponse, RosterEntry, RoundInfo, RoundStatus, RubricImportResponse,
-    SetRosterRequest, SheetState, TokenResponse, UserInfo,
+    PullResponse, PushRequest, PushResponse, RosterEntry, RoundInfo, RoundStatus,
+    RubricImportResponse, SetRosterRequest, SheetState, TokenResponse, UserInfo,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

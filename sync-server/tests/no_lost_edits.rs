@@ -6,8 +6,8 @@
 use ocop_shared::wire::{
     AccountRole, Answer, AnswerEdit, ConflictField, CouncilRole, CreateProductRequest,
     CreateRoundRequest, CreateUserRequest, EnrolRequest, EnrolmentCodeRequest, Entity, Level,
-    Mutation, Op, Outcome, PushRequest, RosterLine, SetRosterRequest, SheetKey, SheetState,
-    PROTOCOL_VERSION,
+    Mutation, Op, Outcome, PROTOCOL_VERSION, PushRequest, RosterLine, SetRosterRequest, SheetKey,
+    SheetState,
 };
 use ocop_sync_server::sqlite::SqliteStore;
 use ocop_sync_server::{Principal, Store};
@@ -23,7 +23,14 @@ struct Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (0..2usize, 0..3usize, 0..3usize, any::<bool>()).prop_map(|(device, criterion, option, pull_first)| Step { device, criterion, option, pull_first })
+    (0..2usize, 0..3usize, 0..3usize, any::<bool>()).prop_map(
+        |(device, criterion, option, pull_first)| Step {
+            device,
+            criterion,
+            option,
+            pull_first,
+        },
+    )
 }
 
 proptest! {

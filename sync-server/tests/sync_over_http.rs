@@ -918,22 +918,68 @@ async fn own_device_later_edit_supersedes_but_another_devices_stale_note_conflic
     let b = Device::new(w.url(), t.unwrap());
     let rubric = rubric_of(&w, 3);
     let sid = Uuid::now_v7();
-    let r = a.push(vec![a.mutation(set_answers(&w, 3, sid, vec![one_answer(&rubric, 0, 0, 0)]))]).await;
-    let Outcome::Applied { seq: rev1, .. } = r.results[0].outcome else { panic!() };
+    let r = a
+        .push(vec![a.mutation(set_answers(
+            &w,
+            3,
+            sid,
+            vec![one_answer(&rubric, 0, 0, 0)],
+        ))])
+        .await;
+    let Outcome::Applied { seq: rev1, .. } = r.results[0].outcome else {
+        panic!()
+    };
     // A edits again without having pulled its own write (base 0): its own value, so fresh.
-    let r = a.push(vec![a.mutation(set_answers(&w, 3, sid, vec![one_answer(&rubric, 0, 1, 0)]))]).await;
-    assert!(matches!(r.results[0].outcome, Outcome::Applied { .. }), "{r:?}");
+    let r = a
+        .push(vec![a.mutation(set_answers(
+            &w,
+            3,
+            sid,
+            vec![one_answer(&rubric, 0, 1, 0)],
+        ))])
+        .await;
+    assert!(
+        matches!(r.results[0].outcome, Outcome::Applied { .. }),
+        "{r:?}"
+    );
     let _ = rev1;
     // Notes: A writes; B writes from base 0 → conflict, A's note stays.
-    let r = a.push(vec![a.mutation(Op::SetNote { sheet: key(&w, 3, sid), note: "ghi chú của máy A".into(), base_rev: 0 })]).await;
-    let Outcome::Applied { seq: note_rev, .. } = r.results[0].outcome else { panic!("{r:?}") };
-    let r = b.push(vec![b.mutation(Op::SetNote { sheet: key(&w, 3, sid), note: "ghi chú của máy B".into(), base_rev: 0 })]).await;
-    let Outcome::Conflict { criteria, applied, .. } = &r.results[0].outcome else { panic!("{r:?}") };
+    let r = a
+        .push(vec![a.mutation(Op::SetNote {
+            sheet: key(&w, 3, sid),
+            note: "ghi chú của máy A".into(),
+            base_rev: 0,
+        })])
+        .await;
+    let Outcome::Applied { seq: note_rev, .. } = r.results[0].outcome else {
+        panic!("{r:?}")
+    };
+    let r = b
+        .push(vec![b.mutation(Op::SetNote {
+            sheet: key(&w, 3, sid),
+            note: "ghi chú của máy B".into(),
+            base_rev: 0,
+        })])
+        .await;
+    let Outcome::Conflict {
+        criteria, applied, ..
+    } = &r.results[0].outcome
+    else {
+        panic!("{r:?}")
+    };
     assert_eq!(criteria, &vec!["note".to_string()]);
     assert!(applied.is_empty());
-    let s = sheets_in(&a.pull_all().await).into_iter().find(|s| s.id == sid).unwrap();
-    assert_eq!((s.note.as_str(), s.note_rev), ("ghi chú của máy A", note_rev));
-    assert!(matches!(&s.conflicts[0].field, ConflictField::Note { theirs } if theirs == "ghi chú của máy B"));
+    let s = sheets_in(&a.pull_all().await)
+        .into_iter()
+        .find(|s| s.id == sid)
+        .unwrap();
+    assert_eq!(
+        (s.note.as_str(), s.note_rev),
+        ("ghi chú của máy A", note_rev)
+    );
+    assert!(
+        matches!(&s.conflicts[0].field, ConflictField::Note { theirs } if theirs == "ghi chú của máy B")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -943,17 +989,59 @@ async fn closed_round_locks_sheet_writes_and_wrong_protocol_is_400() {
     let rubric = rubric_of(&w, 0);
     let (st, body, _) = m.push_status(vec![]).await;
     assert_eq!(st, 200, "{body}");
-    let r = m.http.post(format!("{}{}", w.url(), paths::PUSH)).bearer_auth(&m.token)
-        .json(&serde_json::json!({"protocol": 99, "mutations": []})).send().await.unwrap();
+    let r = m
+        .http
+        .post(format!("{}{}", w.url(), paths::PUSH))
+        .bearer_auth(&m.token)
+        .json(&serde_json::json!({"protocol": 99, "mutations": []}))
+        .send()
+        .await
+        .unwrap();
     let (st, body, _) = decode::<serde_json::Value>(r).await;
     assert_eq!(st, 400);
-    assert!(body["message"].as_str().unwrap().contains("protocol 1"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("protocol 1"),
+        "{body}"
+    );
 
-    let r = w.admin.raw(reqwest::Method::PUT, &format!("{}/{}/status", paths::ADMIN_ROUNDS, w.demo.round_id)).await
-        .json(&serde_json::json!({"status": "closed"})).send().await.unwrap();
+    let r = w
+        .admin
+        .raw(
+            reqwest::Method::PUT,
+            &format!("{}/{}/status", paths::ADMIN_ROUNDS, w.demo.round_id),
+        )
+        .await
+        .json(&serde_json::json!({"status": "closed"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = m.push(vec![m.mutation(set_answers(&w, 0, Uuid::now_v7(), vec![one_answer(&rubric, 0, 0, 0)]))]).await;
-    assert!(matches!(r.results[0].outcome, Outcome::Rejected { code: RejectCode::Locked, .. }), "{r:?}");
-    let round = m.pull_all().await.into_iter().find_map(|c| match c.entity { Entity::Round(r) => Some(r), _ => None }).unwrap();
+    let r = m
+        .push(vec![m.mutation(set_answers(
+            &w,
+            0,
+            Uuid::now_v7(),
+            vec![one_answer(&rubric, 0, 0, 0)],
+        ))])
+        .await;
+    assert!(
+        matches!(
+            r.results[0].outcome,
+            Outcome::Rejected {
+                code: RejectCode::Locked,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let round = m
+        .pull_all()
+        .await
+        .into_iter()
+        .find_map(|c| match c.entity {
+            Entity::Round(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
     assert_eq!(round.status, ocop_shared::wire::RoundStatus::Closed);
 }
