@@ -256,6 +256,13 @@ async fn server_down_or_answer_lost_during_a_push_then_up_loses_nothing_and_appl
     assert_eq!(d.dev.sync_now().await.unwrap_err().code(), "offline");
     assert_eq!(d.dev.status().unwrap().pending, n);
 
+    // A 503 is worth retrying, not a refusal.
+    proxy.set(Mode::Busy);
+    let e = d.dev.sync_now().await.unwrap_err();
+    assert_eq!(e.code(), "offline");
+    assert!(e.to_string().contains("503"), "{e}");
+    assert_eq!(d.dev.status().unwrap().pending, n);
+
     proxy.set(Mode::Up);
     sync(&d.dev).await;
     let st = d.dev.status().unwrap();

@@ -92,6 +92,8 @@ pub enum Mode {
     CutAnswers = 2,
     /// Every request gets `200 OK` with an HTML login page.
     Portal = 3,
+    /// Every request gets `503` with the server's JSON error shape.
+    Busy = 4,
 }
 
 impl Proxy {
@@ -132,19 +134,24 @@ fn mode(m: &AtomicU8) -> Mode {
         0 => Mode::Up,
         1 => Mode::Down,
         2 => Mode::CutAnswers,
-        _ => Mode::Portal,
+        3 => Mode::Portal,
+        _ => Mode::Busy,
     }
 }
 
 async fn handle(mut client: TcpStream, up: &str, m: Arc<AtomicU8>) -> std::io::Result<()> {
     match mode(&m) {
         Mode::Down => return Ok(()),
-        Mode::Portal => {
+        Mode::Portal | Mode::Busy => {
             let mut buf = vec![0u8; 65536];
             let _ = client.read(&mut buf).await?;
-            let body = "<html><body>Đăng nhập Wi-Fi / Wi-Fi login</body></html>";
+            let (status, ct, body) = if mode(&m) == Mode::Portal {
+                ("200 OK", "text/html", "<html><body>Đăng nhập Wi-Fi / Wi-Fi login</body></html>")
+            } else {
+                ("503 Service Unavailable", "application/json", r#"{"code":"internal","message":"overloaded"}"#)
+            };
             let resp = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\ncontent-type: {ct}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                 body.len()
             );
             client.write_all(resp.as_bytes()).await?;
@@ -174,7 +181,7 @@ async fn handle(mut client: TcpStream, up: &str, m: Arc<AtomicU8>) -> std::io::R
         }
         match mode(&m) {
             // The server has answered, so it has committed: drop the answer.
-            Mode::CutAnswers | Mode::Down | Mode::Portal => break,
+            Mode::CutAnswers | Mode::Down | Mode::Portal | Mode::Busy => break,
             Mode::Up => cw.write_all(&buf[..n]).await?,
         }
     }
