@@ -1015,16 +1015,44 @@ impl Device {
     /// The council result from the sheets this device holds, pending local
     /// edits included; computed by the same code as the server's.
     pub fn council_result(&self, product: Uuid) -> Result<CouncilResult> {
-        council_result(&self.conn(), product)
+        council_result(&self.conn(), product, None)
+    }
+
+    /// Consensus mode: the result given by the one agreed sheet.
+    pub fn council_result_consensus(
+        &self,
+        product: Uuid,
+        agreed_sheet: Uuid,
+    ) -> Result<CouncilResult> {
+        council_result(&self.conn(), product, Some(agreed_sheet))
     }
 
     /// Chair: finalizes a product with the mean computed here; the server
     /// refuses if its own computation differs.
     pub fn finalize(&self, product: Uuid, note: &str) -> Result<CouncilResult> {
+        self.finalize_with(product, None, note)
+    }
+
+    /// Chair, consensus mode: finalizes with the one agreed sheet.
+    pub fn finalize_consensus(
+        &self,
+        product: Uuid,
+        agreed_sheet: Uuid,
+        note: &str,
+    ) -> Result<CouncilResult> {
+        self.finalize_with(product, Some(agreed_sheet), note)
+    }
+
+    fn finalize_with(
+        &self,
+        product: Uuid,
+        consensus_sheet: Option<Uuid>,
+        note: &str,
+    ) -> Result<CouncilResult> {
         self.write(|tx, s| {
             let p = Self::product(tx, product)?;
             Self::require_chair(tx, s, p.round_id)?;
-            let result = council_result(tx, product)?;
+            let result = council_result(tx, product, consensus_sheet)?;
             if !result.can_finalize {
                 return Err(Error::Invalid(format!(
                     "cannot finalize {}: quorum {} of {} required (chair present: {})",
@@ -1034,7 +1062,6 @@ impl Device {
                     result.quorum.chair_present
                 )));
             }
-            let consensus_sheet = None;
             let key = model::decision_key(p.round_id, p.id);
             enqueue(
                 tx,
@@ -1201,7 +1228,11 @@ fn conflict_views(sheet: &SheetState, device: Uuid) -> Vec<ConflictView> {
         .collect()
 }
 
-pub(crate) fn council_result(c: &Connection, product: Uuid) -> Result<CouncilResult> {
+pub(crate) fn council_result(
+    c: &Connection,
+    product: Uuid,
+    consensus: Option<Uuid>,
+) -> Result<CouncilResult> {
     let p = Device::product(c, product)?;
     let rubric = Device::rubric_of(c, &p)?;
     let round = Device::round(c, p.round_id)?;
@@ -1253,13 +1284,30 @@ pub(crate) fn council_result(c: &Connection, product: Uuid) -> Result<CouncilRes
             score: sc,
         })
         .collect();
-    let _ = CouncilMode::Individual;
+    let agreed = match (round.council.mode, consensus) {
+        (CouncilMode::Consensus, Some(id)) => {
+            let s = sheets
+                .iter()
+                .find(|s| s.id == id)
+                .ok_or_else(|| Error::not_found("sheet", id))?;
+            let answers: BTreeMap<String, Answer> = s
+                .answers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.answer.clone()))
+                .collect();
+            Some(
+                score::score_sheet(&rubric, &answers, round.level)
+                    .map_err(|e| Error::Invalid(e.to_string()))?,
+            )
+        }
+        _ => None,
+    };
     Ok(council::aggregate(&CouncilInput {
         rubric: &rubric,
         level: round.level,
         config: &round.council,
         roster: &members,
         sheets: &member_sheets,
-        consensus: None,
+        consensus: agreed.as_ref(),
     }))
 }

@@ -58,6 +58,9 @@ mod tests {
         send(d.enrol("http://127.0.0.1:9", "c", "d"));
         let e = d.status().unwrap();
         assert_eq!(e.state, crate::SyncState::SignedOut);
-        assert_eq!(d.sheet(uuid::Uuid::nil()).unwrap_err().code(), "not_signed_in");
+        assert_eq!(
+            d.sheet(uuid::Uuid::nil()).unwrap_err().code(),
+            "not_signed_in"
+        );
     }
 }

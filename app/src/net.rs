@@ -119,7 +119,9 @@ impl Api {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             let gz = enc.write_all(&body).and_then(|()| enc.finish());
             match gz {
-                Ok(gz) => rb.header(CONTENT_ENCODING, HeaderValue::from_static("gzip")).body(gz),
+                Ok(gz) => rb
+                    .header(CONTENT_ENCODING, HeaderValue::from_static("gzip"))
+                    .body(gz),
                 Err(_) => rb.body(body),
             }
         } else {

@@ -37,7 +37,11 @@ async fn run(seed: u64) {
             }
             _ => {
                 if let Some(c) = d.conflicts().unwrap().first() {
-                    let keep = if rng.random_bool(0.5) { Keep::Current } else { Keep::Other };
+                    let keep = if rng.random_bool(0.5) {
+                        Keep::Current
+                    } else {
+                        Keep::Other
+                    };
                     d.resolve_conflict(c.sheet_id, c.conflict_id, keep).unwrap();
                 }
             }
@@ -58,13 +62,22 @@ async fn run(seed: u64) {
     eprintln!(
         "seed {seed}: {} open conflicts, {} answers, {} set aside",
         devs[0].dev.status().unwrap().conflicts,
-        products.iter().map(|p| devs[0].dev.sheet(*p).unwrap().sheet.answers.len()).sum::<usize>(),
-        devs.iter().map(|d| d.dev.needs_attention().unwrap().len()).sum::<usize>()
+        products
+            .iter()
+            .map(|p| devs[0].dev.sheet(*p).unwrap().sheet.answers.len())
+            .sum::<usize>(),
+        devs.iter()
+            .map(|d| d.dev.needs_attention().unwrap().len())
+            .sum::<usize>()
     );
     for d in &devs {
         let st = d.dev.status().unwrap();
         assert_eq!(st.pending, 0, "seed {seed}");
-        assert_eq!(st.conflicts, devs[0].dev.status().unwrap().conflicts, "seed {seed}");
+        assert_eq!(
+            st.conflicts,
+            devs[0].dev.status().unwrap().conflicts,
+            "seed {seed}"
+        );
         // Only a resolve that raced another resolve may be refused.
         for a in d.dev.needs_attention().unwrap() {
             assert!(

@@ -406,3 +406,88 @@ async fn a_photo_is_stored_content_addressed_and_uploaded_after_the_sheet() {
     // Nothing left to upload on the next sync.
     assert_eq!(sync(&d.dev).await.attachments_uploaded, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consensus_round_is_finalized_from_the_one_agreed_sheet() {
+    use ocop_shared::council::{CouncilConfig, CouncilMode};
+    use ocop_shared::wire::{
+        CreateProductRequest, CreateRoundRequest, Level, RosterLine, SetRosterRequest,
+    };
+    let s = server().await;
+    let sys = Principal::system();
+    let store = &s.srv.state.store;
+    let round = store
+        .create_round(
+            &sys,
+            &CreateRoundRequest {
+                name: "đồng thuận".into(),
+                level: Level::Province,
+                province: "Hà Tĩnh".into(),
+                starts_on: "2026-12-01".into(),
+                ends_on: "2026-12-02".into(),
+                council: CouncilConfig {
+                    mode: CouncilMode::Consensus,
+                    ..Default::default()
+                },
+            },
+        )
+        .unwrap();
+    store
+        .set_roster(
+            &sys,
+            round.id,
+            &SetRosterRequest {
+                members: s
+                    .demo
+                    .users
+                    .iter()
+                    .map(|u| RosterLine {
+                        user_id: u.id,
+                        role: u.role,
+                    })
+                    .collect(),
+            },
+        )
+        .unwrap();
+    let tpl = &s.demo.products[0];
+    let p = store
+        .create_product(
+            &sys,
+            &CreateProductRequest {
+                round_id: round.id,
+                code: "DT-01".into(),
+                name: tpl.name.clone(),
+                producer: tpl.producer.clone(),
+                commune: tpl.commune.clone(),
+                district: tpl.district.clone(),
+                province: tpl.province.clone(),
+                group: tpl.group.clone(),
+                subgroup: tpl.subgroup.clone(),
+                rubric: tpl.rubric.clone(),
+            },
+        )
+        .unwrap()
+        .id;
+    let chair = device(&s.srv.url, s.demo.chair()).await;
+    sync(&chair.dev).await;
+    answer_all(&chair.dev, p, |i| i + 2);
+    chair.dev.submit(p).unwrap();
+    sync(&chair.dev).await;
+    let agreed = chair.dev.sheet(p).unwrap().sheet.id;
+    let r = chair.dev.council_result_consensus(p, agreed).unwrap();
+    assert!(r.can_finalize, "{r:?}");
+    let total = chair.dev.sheet(p).unwrap().score.total;
+    assert_eq!(
+        r.mean_total,
+        Some(ocop_shared::Centi::from_points(i64::from(total)))
+    );
+    chair
+        .dev
+        .finalize_consensus(p, agreed, "đồng thuận")
+        .unwrap();
+    sync(&chair.dev).await;
+    assert_eq!(chair.dev.needs_attention().unwrap(), vec![]);
+    let d = chair.dev.decision_of(p).unwrap().unwrap();
+    assert!(d.finalized);
+    assert_eq!(d.result.unwrap().mean_total, r.mean_total);
+}

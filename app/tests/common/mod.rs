@@ -146,9 +146,17 @@ async fn handle(mut client: TcpStream, up: &str, m: Arc<AtomicU8>) -> std::io::R
             let mut buf = vec![0u8; 65536];
             let _ = client.read(&mut buf).await?;
             let (status, ct, body) = if mode(&m) == Mode::Portal {
-                ("200 OK", "text/html", "<html><body>Đăng nhập Wi-Fi / Wi-Fi login</body></html>")
+                (
+                    "200 OK",
+                    "text/html",
+                    "<html><body>Đăng nhập Wi-Fi / Wi-Fi login</body></html>",
+                )
             } else {
-                ("503 Service Unavailable", "application/json", r#"{"code":"internal","message":"overloaded"}"#)
+                (
+                    "503 Service Unavailable",
+                    "application/json",
+                    r#"{"code":"internal","message":"overloaded"}"#,
+                )
             };
             let resp = format!(
                 "HTTP/1.1 {status}\r\ncontent-type: {ct}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
