@@ -12,6 +12,26 @@
 //! - chair functions offline: the council result through
 //!   `ocop_shared::council::aggregate` over the sheets held locally.
 //!
+//! The API, one Tauri command each (local calls are synchronous and commit
+//! before returning; network calls are `async`):
+//! - [`Device::open`]`(data_dir)`; [`Device::enrol`]`(url, code, device_name)`,
+//!   [`Device::login`]`(url, username, password, device_name)`,
+//!   [`Device::sign_out`]`(force)`, [`Device::session`];
+//! - reading: [`Device::rounds`], [`Device::my_role`], [`Device::list_products`],
+//!   [`Device::sheet`], [`Device::sheet_of`], [`Device::sheets_of_product`],
+//!   [`Device::rubric`], [`Device::participations`], [`Device::decision_of`];
+//! - scoring: [`Device::set_answer`], [`Device::set_knockout`],
+//!   [`Device::set_answer_note`], [`Device::set_note`], [`Device::add_attachment`],
+//!   [`Device::submit`], [`Device::set_participation`];
+//! - chair: [`Device::council_result`], [`Device::council_result_consensus`],
+//!   [`Device::reopen`], [`Device::finalize`], [`Device::finalize_consensus`],
+//!   [`Device::release`];
+//! - sync: [`Device::status`], [`Device::sync_now`], [`Device::nudge`],
+//!   [`SyncLoop::spawn`], [`Device::conflicts`], [`Device::resolve_conflict`],
+//!   [`Device::needs_attention`], [`Device::dismiss_attention`].
+//!
+//! Errors are one [`Error`] type that serializes as `{code, message}`.
+//!
 //! What it is not: a UI, and not tied to Tauri — each public method is meant
 //! to be wrapped one line per Tauri command. It never decides conflicts on
 //! its own and never deletes unsent work without an explicit `force`.
