@@ -706,13 +706,45 @@ fn load_product(conn: &Connection, round: Uuid, id: Uuid) -> OpResult<ProductInf
     Ok(p)
 }
 
-fn require_chair(conn: &Connection, actor: &Principal, round: Uuid, what: &str) -> OpResult<()> {
-    if council_role(conn, round, actor.user.id)? == Some(CouncilRole::Chair) {
+/// Whether the round's chair is recused for this product.
+fn chair_recused(conn: &Connection, round: Uuid, product: Uuid) -> Result<bool> {
+    let p: Option<String> = conn
+        .prepare_cached(
+            "SELECT p.participation FROM participations p
+             JOIN roster r ON r.user_id = p.user_id AND r.round_id = ?1
+             WHERE p.product_id = ?2 AND r.role = 'chair' AND r.active = 1",
+        )?
+        .query_row(params![round.to_string(), product.to_string()], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(p.as_deref() == Some("recused"))
+}
+
+/// The chair presides over a product; the vice-chair does when the chair is recused.
+fn is_presiding(conn: &Connection, user: Uuid, round: Uuid, product: Uuid) -> Result<bool> {
+    Ok(match council_role(conn, round, user)? {
+        Some(CouncilRole::Chair) => !chair_recused(conn, round, product)?,
+        Some(CouncilRole::ViceChair) => chair_recused(conn, round, product)?,
+        _ => false,
+    })
+}
+
+fn require_presiding(
+    conn: &Connection,
+    actor: &Principal,
+    round: Uuid,
+    product: Uuid,
+    what: &str,
+) -> OpResult<()> {
+    if is_presiding(conn, actor.user.id, round, product)? {
         Ok(())
     } else {
         Err(reject(
             RejectCode::Forbidden,
-            format!("only the chair of the round can {what}"),
+            format!(
+                "only the chair of the round (the vice-chair when the chair is recused) can {what}"
+            ),
         ))
     }
 }
@@ -1061,7 +1093,13 @@ fn submit(ctx: &mut PushCtx<'_>, sheet_id: Uuid) -> OpResult<Outcome> {
 
 fn reopen(ctx: &mut PushCtx<'_>, sheet_id: Uuid, reason: &str) -> OpResult<Outcome> {
     let mut sheet = existing_sheet(ctx, sheet_id)?;
-    require_chair(ctx.conn, ctx.actor, sheet.round_id, "reopen a sheet")?;
+    require_presiding(
+        ctx.conn,
+        ctx.actor,
+        sheet.round_id,
+        sheet.product_id,
+        "reopen a sheet",
+    )?;
     ensure_unlocked(ctx.conn, sheet.product_id)?;
     if reason.trim().is_empty() {
         return Err(reject(RejectCode::Invalid, "reopening needs a reason"));
@@ -1100,7 +1138,7 @@ fn set_participation(
         ));
     }
     let me = ctx.actor.user.id;
-    let is_chair = council_role(conn, round.id, me)? == Some(CouncilRole::Chair);
+    let is_chair = is_presiding(conn, me, round.id, product.id)?;
     let self_choice = me == user_id
         && matches!(
             participation,
@@ -1131,6 +1169,13 @@ fn set_participation(
         reason: reason.to_string(),
     };
     put_entity(conn, seq, &Entity::Participation(info), None)?;
+    if council_role(conn, round.id, user_id)? == Some(CouncilRole::Chair) {
+        // Who presides changed: the vice-chair's view of this product changed.
+        conn.prepare_cached(
+            "UPDATE entities SET seq = ?1 WHERE product_id = ?2 AND kind IN ('sheet', 'decision')",
+        )?
+        .execute(params![seq as i64, product.id.to_string()])?;
+    }
     Ok(Outcome::Applied {
         seq,
         sheet_id: None,
@@ -1148,10 +1193,11 @@ fn resolve_conflict(
     let mut sheet = existing_sheet(ctx, sheet_id)?;
     let me = ctx.actor.user.id;
     if sheet.owner_id != me {
-        require_chair(
+        require_presiding(
             ctx.conn,
             ctx.actor,
             sheet.round_id,
+            sheet.product_id,
             "resolve a conflict on another member's sheet",
         )?;
     }
@@ -1263,8 +1309,8 @@ fn finalize(
 ) -> OpResult<Outcome> {
     let conn = ctx.conn;
     let round = load_round(conn, round_id)?;
-    require_chair(conn, ctx.actor, round.id, "finalize a product")?;
     let product = load_product(conn, round.id, product_id)?;
+    require_presiding(conn, ctx.actor, round.id, product.id, "finalize a product")?;
     ensure_unlocked(conn, product.id)?;
     let rubric = ctx
         .store
@@ -1404,8 +1450,8 @@ fn finalize(
 fn release(ctx: &mut PushCtx<'_>, round_id: Uuid, product_id: Uuid) -> OpResult<Outcome> {
     let conn = ctx.conn;
     let round = load_round(conn, round_id)?;
-    require_chair(conn, ctx.actor, round.id, "release results")?;
     let product = load_product(conn, round.id, product_id)?;
+    require_presiding(conn, ctx.actor, round.id, product.id, "release results")?;
     let Some(mut decision) = decision_of(conn, product.id)?.filter(|d| d.finalized) else {
         return Err(reject(
             RejectCode::Invalid,
@@ -1432,6 +1478,8 @@ struct Visibility {
     me: Uuid,
     rounds: HashMap<Uuid, CouncilRole>,
     released: HashSet<Uuid>,
+    /// Products where I am vice-chair and preside because the chair is recused.
+    presiding: HashSet<Uuid>,
     users: HashSet<Uuid>,
 }
 
@@ -1443,6 +1491,7 @@ impl Visibility {
             me,
             rounds: HashMap::new(),
             released: HashSet::new(),
+            presiding: HashSet::new(),
             users: HashSet::from([me]),
         };
         if v.admin {
@@ -1458,7 +1507,18 @@ impl Visibility {
             let (round, role) = r?;
             v.rounds.insert(uuid_col(round)?, enum_from(&role)?);
         }
-        for round in v.rounds.keys() {
+        for (round, role) in &v.rounds {
+            if *role == CouncilRole::ViceChair {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT p.product_id FROM participations p
+                     JOIN roster r ON r.user_id = p.user_id AND r.round_id = ?1
+                     WHERE r.role = 'chair' AND r.active = 1 AND p.participation = 'recused'",
+                )?;
+                let rows = stmt.query_map(params![round.to_string()], |r| r.get::<_, String>(0))?;
+                for r in rows {
+                    v.presiding.insert(uuid_col(r?)?);
+                }
+            }
             let mut stmt = conn.prepare_cached("SELECT user_id FROM roster WHERE round_id = ?1")?;
             let rows = stmt.query_map(params![round.to_string()], |r| r.get::<_, String>(0))?;
             for r in rows {
@@ -1488,7 +1548,7 @@ impl Visibility {
             Some(CouncilRole::Chair) => SheetView::Full,
             Some(CouncilRole::Secretary) => SheetView::Progress,
             Some(CouncilRole::ViceChair | CouncilRole::Member) => {
-                if self.released.contains(&product) {
+                if self.released.contains(&product) || self.presiding.contains(&product) {
                     SheetView::Full
                 } else {
                     SheetView::Hidden
@@ -1504,7 +1564,7 @@ impl Visibility {
         match self.rounds.get(&round) {
             None => false,
             Some(CouncilRole::Chair | CouncilRole::Secretary) => true,
-            Some(_) => self.released.contains(&product),
+            Some(_) => self.released.contains(&product) || self.presiding.contains(&product),
         }
     }
 }

@@ -1,0 +1,304 @@
+//! Council rules through the `Store` trait: the vice-chair presides when the
+//! chair is recused; consensus councils finalize on the agreed sheet.
+
+use ocop_shared::council::{CouncilConfig, CouncilMode, Participation};
+use ocop_shared::rubric::Rubric;
+use ocop_shared::wire::{
+    AccountRole, Answer, AnswerEdit, CouncilRole, CreateProductRequest, CreateRoundRequest,
+    CreateUserRequest, EnrolRequest, EnrolmentCodeRequest, Entity, Level, Mutation, Op, Outcome,
+    PROTOCOL_VERSION, ProductInfo, PushRequest, RejectCode, RosterLine, RoundInfo,
+    SetRosterRequest, SheetKey,
+};
+use ocop_sync_server::sqlite::SqliteStore;
+use ocop_sync_server::{Principal, Store};
+use uuid::Uuid;
+
+struct Council {
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+    round: RoundInfo,
+    product: ProductInfo,
+    rubric: Rubric,
+    /// chair, vice-chair, member, member
+    people: Vec<Principal>,
+    next: std::cell::Cell<u64>,
+}
+
+fn council(mode: CouncilMode) -> Council {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("c.sqlite3")).unwrap();
+    store.install_bundled_rubrics().unwrap();
+    let sys = Principal::system();
+    let rubric = ocop_shared::bundled::scoreable().remove(1);
+    let round = store
+        .create_round(
+            &sys,
+            &CreateRoundRequest {
+                name: "cấp xã".into(),
+                level: Level::Commune,
+                province: "Hà Tĩnh".into(),
+                starts_on: "2026-03-02".into(),
+                ends_on: "2026-03-03".into(),
+                council: CouncilConfig {
+                    mode,
+                    ..CouncilConfig::default()
+                },
+            },
+        )
+        .unwrap();
+    let roles = [
+        CouncilRole::Chair,
+        CouncilRole::ViceChair,
+        CouncilRole::Member,
+        CouncilRole::Member,
+    ];
+    let mut people = Vec::new();
+    let mut lines = Vec::new();
+    for (i, role) in roles.iter().enumerate() {
+        let u = store
+            .create_user(
+                &sys,
+                &CreateUserRequest {
+                    username: format!("p{i}"),
+                    full_name: format!("Người {i}"),
+                    role: AccountRole::Assessor,
+                    password: None,
+                },
+            )
+            .unwrap();
+        lines.push(RosterLine {
+            user_id: u.id,
+            role: *role,
+        });
+        let code = store
+            .issue_enrolment_code(
+                &sys,
+                &EnrolmentCodeRequest {
+                    user_id: u.id,
+                    ttl_minutes: None,
+                },
+                "http://x",
+            )
+            .unwrap()
+            .code;
+        let t = store
+            .enrol(&EnrolRequest {
+                code,
+                device_name: "d".into(),
+            })
+            .unwrap();
+        people.push(store.authenticate(&t.token).unwrap().unwrap());
+    }
+    store
+        .set_roster(&sys, round.id, &SetRosterRequest { members: lines })
+        .unwrap();
+    let product = store
+        .create_product(
+            &sys,
+            &CreateProductRequest {
+                round_id: round.id,
+                code: "SP-01".into(),
+                name: "Cam Khe Mây".into(),
+                producer: "THT cam Khe Mây".into(),
+                commune: "xã Hương Minh".into(),
+                district: "huyện Vũ Quang".into(),
+                province: "Hà Tĩnh".into(),
+                group: rubric.group.clone(),
+                subgroup: rubric.subgroup.clone(),
+                rubric: rubric.reference(),
+            },
+        )
+        .unwrap();
+    Council {
+        _dir: dir,
+        store,
+        round,
+        product,
+        rubric,
+        people,
+        next: 1.into(),
+    }
+}
+
+impl Council {
+    fn push(&self, who: usize, op: Op) -> Outcome {
+        let id = self.next.get();
+        self.next.set(id + 1);
+        let r = self
+            .store
+            .push(
+                &self.people[who],
+                &PushRequest {
+                    protocol: PROTOCOL_VERSION,
+                    mutations: vec![Mutation {
+                        id,
+                        client_time: None,
+                        op,
+                    }],
+                },
+            )
+            .unwrap();
+        r.results[0].outcome.clone()
+    }
+
+    fn score_and_submit(&self, who: usize, pick: usize) -> Uuid {
+        let sid = Uuid::now_v7();
+        let answers = self
+            .rubric
+            .criteria()
+            .map(|(_, _, c)| {
+                let opts: Vec<_> = c.options().collect();
+                AnswerEdit {
+                    criterion: c.code.clone(),
+                    answer: Answer {
+                        option: Some(opts[pick.min(opts.len() - 1)].id.clone()),
+                        ..Answer::default()
+                    },
+                    base_rev: 0,
+                }
+            })
+            .collect();
+        let key = SheetKey {
+            sheet_id: sid,
+            round_id: self.round.id,
+            product_id: self.product.id,
+            rubric: self.rubric.reference(),
+        };
+        assert!(matches!(
+            self.push(
+                who,
+                Op::SetAnswers {
+                    sheet: key,
+                    answers
+                }
+            ),
+            Outcome::Applied { .. }
+        ));
+        assert!(matches!(
+            self.push(who, Op::Submit { sheet_id: sid }),
+            Outcome::Applied { .. }
+        ));
+        sid
+    }
+
+    fn finalize(&self, who: usize, consensus: Option<Uuid>) -> Outcome {
+        self.push(
+            who,
+            Op::Finalize {
+                round_id: self.round.id,
+                product_id: self.product.id,
+                consensus_sheet: consensus,
+                expected_mean: None,
+                note: String::new(),
+            },
+        )
+    }
+}
+
+#[test]
+fn vice_chair_presides_only_when_the_chair_is_recused() {
+    let c = council(CouncilMode::Individual);
+    let (chair, vice) = (0, 1);
+    // Before any recusal the vice-chair cannot recuse or finalize.
+    let recuse_chair = Op::SetParticipation {
+        round_id: c.round.id,
+        product_id: c.product.id,
+        user_id: c.people[chair].user.id,
+        participation: Participation::Recused,
+        reason: "chủ thể là người thân".into(),
+    };
+    assert!(matches!(
+        c.push(vice, recuse_chair.clone()),
+        Outcome::Rejected {
+            code: RejectCode::Forbidden,
+            ..
+        }
+    ));
+    assert!(matches!(
+        c.push(chair, recuse_chair),
+        Outcome::Applied { .. }
+    ));
+    for who in [vice, 2, 3] {
+        c.score_and_submit(who, who % 2);
+    }
+    let o = c.finalize(chair, None);
+    assert!(
+        matches!(
+            o,
+            Outcome::Rejected {
+                code: RejectCode::Forbidden,
+                ..
+            }
+        ),
+        "a recused chair does not preside: {o:?}"
+    );
+    let o = c.finalize(vice, None);
+    assert!(matches!(o, Outcome::Applied { .. }), "{o:?}");
+    let d = c
+        .store
+        .pull(&c.people[vice], 0, 10_000)
+        .unwrap()
+        .changes
+        .into_iter()
+        .find_map(|x| match x.entity {
+            Entity::Decision(d) => Some(d),
+            _ => None,
+        })
+        .unwrap();
+    let result = d.result.unwrap();
+    assert_eq!(result.members.len(), 3);
+    assert!(result.quorum.met);
+    assert_eq!(d.decided_by, c.people[vice].user.id);
+}
+
+#[test]
+fn consensus_council_finalizes_on_the_agreed_sheet() {
+    let c = council(CouncilMode::Consensus);
+    let agreed = c.score_and_submit(0, 2);
+    let o = c.finalize(0, None);
+    assert!(
+        matches!(
+            o,
+            Outcome::Rejected {
+                code: RejectCode::Invalid,
+                ..
+            }
+        ),
+        "the agreed sheet must be named: {o:?}"
+    );
+    let o = c.finalize(0, Some(Uuid::now_v7()));
+    assert!(
+        matches!(
+            o,
+            Outcome::Rejected {
+                code: RejectCode::NotFound,
+                ..
+            }
+        ),
+        "{o:?}"
+    );
+    let o = c.finalize(0, Some(agreed));
+    assert!(matches!(o, Outcome::Applied { .. }), "{o:?}");
+    let d = c
+        .store
+        .pull(&c.people[0], 0, 10_000)
+        .unwrap()
+        .changes
+        .into_iter()
+        .find_map(|x| match x.entity {
+            Entity::Decision(d) => Some(d),
+            _ => None,
+        })
+        .unwrap();
+    let result = d.result.unwrap();
+    assert_eq!(result.mode, CouncilMode::Consensus);
+    assert!(result.mean_total.is_some());
+    // Finalizing twice is refused as locked.
+    assert!(matches!(
+        c.finalize(0, Some(agreed)),
+        Outcome::Rejected {
+            code: RejectCode::Locked,
+            ..
+        }
+    ));
+}
