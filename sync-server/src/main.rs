@@ -149,6 +149,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             AdminCmd::RevokeDevice { data, device_id } => {
                 let state = open_blocking(&data.data, Options::default())?;
+                print_first_admin(&state);
                 state.store.revoke_device(&Principal::system(), device_id)?;
                 println!("device {device_id} revoked");
                 Ok(())
@@ -180,6 +181,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
             RubricCmd::Import { data, file } => {
                 let state = open_blocking(&data.data, Options::default())?;
+                print_first_admin(&state);
                 let text = std::fs::read_to_string(&file)?;
                 let r = state.store.import_rubric(&Principal::system(), &text)?;
                 println!("{}", serde_json::to_string_pretty(&r)?);
