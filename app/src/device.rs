@@ -109,6 +109,8 @@ pub struct Device {
     pub(crate) wake: Arc<Notify>,
     /// One sync at a time.
     pub(crate) gate: tokio::sync::Mutex<()>,
+    /// Seconds the device clock is off by (tests of wrong phone clocks).
+    pub(crate) clock_skew: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Device {
@@ -117,8 +119,25 @@ impl std::fmt::Debug for Device {
     }
 }
 
+thread_local! {
+    /// The clock skew of the device whose write runs on this thread (see
+    /// [`Device::set_clock_skew`]); set for the span of one local write.
+    static SKEW_SECONDS: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// The device clock, RFC 3339. Only ever metadata: nothing is ordered by it.
 pub(crate) fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    let skew = SKEW_SECONDS.with(|s| s.get());
+    (chrono::Utc::now() + chrono::Duration::seconds(skew))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Runs `f` with `now()` reading this device's (possibly wrong) clock.
+pub(crate) fn with_clock<T>(skew: i64, f: impl FnOnce() -> T) -> T {
+    let prev = SKEW_SECONDS.with(|s| s.replace(skew));
+    let out = f();
+    SKEW_SECONDS.with(|s| s.set(prev));
+    out
 }
 
 pub(crate) fn meta_get(c: &Connection, key: &str) -> Result<Option<String>> {
@@ -380,6 +399,7 @@ impl Device {
             live: Mutex::new(Live::default()),
             wake: Arc::new(Notify::new()),
             gate: tokio::sync::Mutex::new(()),
+            clock_skew: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -389,6 +409,19 @@ impl Device {
 
     pub(crate) fn live(&self) -> MutexGuard<'_, Live> {
         lock(&self.live)
+    }
+
+    /// Makes this device's clock wrong by `seconds` (negative: behind), as
+    /// phones' clocks often are. Device time is metadata only (`client_time`,
+    /// "last synced"); ordering and conflicts use server revisions, so a
+    /// skewed or jumping clock changes no outcome. Used by fault tests.
+    pub fn set_clock_skew(&self, seconds: i64) {
+        self.clock_skew
+            .store(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn skew(&self) -> i64 {
+        self.clock_skew.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Tells a running [`crate::SyncLoop`] to sync now (network came back, app resumed).
@@ -771,7 +804,7 @@ impl Device {
         let mut c = self.conn();
         let s = Self::need_session(&c)?;
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx, &s)?;
+        let out = with_clock(self.skew(), || f(&tx, &s))?;
         tx.commit()?;
         drop(c);
         self.wake.notify_one();

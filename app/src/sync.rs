@@ -79,7 +79,11 @@ impl Device {
         }
         match r {
             Ok(()) => {
-                meta_set(&self.conn(), "last_success", &now())?;
+                meta_set(
+                    &self.conn(),
+                    "last_success",
+                    &crate::device::with_clock(self.skew(), now),
+                )?;
                 self.live().last_error = None;
                 Ok(report)
             }

@@ -261,8 +261,8 @@ async fn run_step(world: &mut World, step: Step, acked: &mut Acked, trace: &mut 
     }
 }
 
-fn skew(_d: &Device, _seconds: i64) {
-    // PENDING: Device::set_clock_skew (app) — wired once the app exposes its clock.
+fn skew(d: &Device, seconds: i64) {
+    d.set_clock_skew(seconds);
 }
 
 /// Heals every fault and syncs until nothing moves; `Err` if an outbox stays stuck.
