@@ -1045,3 +1045,69 @@ async fn closed_round_locks_sheet_writes_and_wrong_protocol_is_400() {
         .unwrap();
     assert_eq!(round.status, ocop_shared::wire::RoundStatus::Closed);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_log_names_who_which_device_and_what_and_export_has_the_round() {
+    let w = world().await;
+    let m = w.member(3);
+    let rubric = rubric_of(&w, 5);
+    let sid = Uuid::now_v7();
+    let r = m
+        .push(vec![m.mutation(set_answers(
+            &w,
+            5,
+            sid,
+            full_answers(&rubric, 0),
+        ))])
+        .await;
+    let Outcome::Applied { seq, .. } = r.results[0].outcome else {
+        panic!("{r:?}")
+    };
+    let (st, audit, _) = w
+        .admin
+        .get::<serde_json::Value>(&format!("{}?limit=50", paths::ADMIN_AUDIT))
+        .await;
+    assert_eq!(st, 200);
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "push:set_answers")
+        .expect("the push is audited");
+    assert_eq!(entry["user_id"], m.user_id.to_string());
+    assert_eq!(entry["device_id"], m.device_id.to_string());
+    assert_eq!(entry["seq"], seq);
+    assert!(entry["at"].as_str().unwrap().starts_with("20"));
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "enrol")
+    );
+
+    let (st, export, _) = w
+        .admin
+        .get::<serde_json::Value>(&format!(
+            "{}?round_id={}",
+            paths::ADMIN_EXPORT,
+            w.demo.round_id
+        ))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(export["round"]["id"], w.demo.round_id.to_string());
+    assert_eq!(export["products"].as_array().unwrap().len(), 12);
+    assert_eq!(export["roster"].as_array().unwrap().len(), 9);
+    let sheets = export["sheets"].as_array().unwrap();
+    assert_eq!(sheets.len(), 1);
+    assert_eq!(
+        sheets[0]["answers"].as_object().unwrap().len(),
+        rubric.criterion_count()
+    );
+    let (st, _, users) = w
+        .admin
+        .get::<Vec<ocop_shared::wire::UserInfo>>(paths::ADMIN_USERS)
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(users.unwrap().len(), 10, "admin + council of 9");
+}
