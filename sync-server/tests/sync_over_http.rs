@@ -227,17 +227,16 @@ async fn rejected_mutation_is_quarantined_and_later_mutations_still_apply() {
     let sheet = Uuid::now_v7();
     let mut bad = one_answer(&rubric, 0, 0, 0);
     bad.answer.option = Some("zz".into());
-    let resp = m
-        .push(vec![
-            m.mutation(set_answers(&w, 0, sheet, vec![bad])),
-            m.mutation(set_answers(
-                &w,
-                0,
-                sheet,
-                vec![one_answer(&rubric, 0, 0, 0)],
-            )),
-        ])
-        .await;
+    let batch = vec![
+        m.mutation(set_answers(&w, 0, sheet, vec![bad])),
+        m.mutation(set_answers(
+            &w,
+            0,
+            sheet,
+            vec![one_answer(&rubric, 0, 0, 0)],
+        )),
+    ];
+    let resp = m.push(batch.clone()).await;
     let Outcome::Rejected { code, reason } = &resp.results[0].outcome else {
         panic!("{resp:?}")
     };
@@ -258,9 +257,21 @@ async fn rejected_mutation_is_quarantined_and_later_mutations_still_apply() {
     assert_eq!(q[0]["device_id"], m.device_id.to_string());
     assert_eq!(q[0]["code"], "invalid");
     assert_eq!(q[0]["mutation"]["answers"][0]["answer"]["option"], "zz");
-    // A resend of the rejected mutation is a duplicate of the rejection, not a new quarantine row.
-    let mut resend = resp.results.clone();
-    resend.truncate(0);
+    // A resend of the batch is duplicates (of the rejection too), not a new quarantine row.
+    let again = m.push(batch).await;
+    assert!(
+        matches!(&again.results[0].outcome, Outcome::Duplicate { original } if matches!(**original, Outcome::Rejected { .. })),
+        "{again:?}"
+    );
+    assert!(
+        matches!(again.results[1].outcome, Outcome::Duplicate { .. }),
+        "{again:?}"
+    );
+    let (_, body, _) = w
+        .admin
+        .get::<serde_json::Value>(paths::ADMIN_QUARANTINE)
+        .await;
+    assert_eq!(body.as_array().unwrap().len(), 1);
     let (st, _, _) = m.get::<serde_json::Value>(paths::ADMIN_QUARANTINE).await;
     assert_eq!(st, 403, "members cannot read the quarantine");
 }
