@@ -91,17 +91,18 @@ pub fn check_answer(rubric: &Rubric, criterion: &str, answer: &Answer) -> Result
             criterion: criterion.to_string(),
         })?;
     if let Some(o) = &answer.option
-        && c.option(o).is_none() {
-            let valid: Vec<String> = c
-                .options()
-                .map(|o| format!("{}={}", o.id, o.points))
-                .collect();
-            return Err(AnswerError::UnknownOption {
-                criterion: criterion.to_string(),
-                option: o.clone(),
-                valid: valid.join(", "),
-            });
-        }
+        && c.option(o).is_none()
+    {
+        let valid: Vec<String> = c
+            .options()
+            .map(|o| format!("{}={}", o.id, o.points))
+            .collect();
+        return Err(AnswerError::UnknownOption {
+            criterion: criterion.to_string(),
+            option: o.clone(),
+            valid: valid.join(", "),
+        });
+    }
     if answer.knockout && c.knockout.is_none() {
         return Err(AnswerError::NoKnockout {
             criterion: criterion.to_string(),
@@ -148,20 +149,21 @@ pub fn score_sheet(
     let mut flags = BTreeSet::new();
     for (p, s, c) in rubric.criteria() {
         if let (Some(k), Some(a)) = (&c.knockout, answers.get(&c.code))
-            && a.knockout {
-                match k.effect {
-                    KnockoutEffect::ZeroSection => {
-                        zeroed
-                            .entry((p.code.clone(), s.code.clone()))
-                            .or_insert_with(|| c.code.clone());
-                    }
-                    KnockoutEffect::Disqualify => {
-                        flags.insert(SheetFlag::Disqualify {
-                            criterion: c.code.clone(),
-                        });
-                    }
+            && a.knockout
+        {
+            match k.effect {
+                KnockoutEffect::ZeroSection => {
+                    zeroed
+                        .entry((p.code.clone(), s.code.clone()))
+                        .or_insert_with(|| c.code.clone());
+                }
+                KnockoutEffect::Disqualify => {
+                    flags.insert(SheetFlag::Disqualify {
+                        criterion: c.code.clone(),
+                    });
                 }
             }
+        }
     }
 
     let mut parts = Vec::with_capacity(rubric.parts.len());
@@ -212,13 +214,14 @@ pub fn score_sheet(
     }
     for r in &rubric.star_requirements {
         if let Some(&got) = points_of.get(r.criterion.as_str())
-            && got < r.min_points {
-                flags.insert(SheetFlag::Cap {
-                    criterion: r.criterion.clone(),
-                    cap: r.stars.saturating_sub(1),
-                    requirement_stars: Some(r.stars),
-                });
-            }
+            && got < r.min_points
+        {
+            flags.insert(SheetFlag::Cap {
+                criterion: r.criterion.clone(),
+                cap: r.stars.saturating_sub(1),
+                requirement_stars: Some(r.stars),
+            });
+        }
     }
     let total: u32 = parts.iter().map(|p| p.points).sum();
     let flags: Vec<SheetFlag> = flags.into_iter().collect();

@@ -270,11 +270,12 @@ pub fn star(total: Centi, level: Level, effects: Effects) -> StarOutcome {
     let uncapped = stars;
     let mut capped_at = None;
     if let Some(cap) = effects.cap
-        && stars > cap {
-            stars = cap;
-            capped_at = Some(cap);
-            proposed_for_five = false;
-        }
+        && stars > cap
+    {
+        stars = cap;
+        capped_at = Some(cap);
+        proposed_for_five = false;
+    }
     // A cap at or above the star the points give changes nothing: leave it out
     // of the reasons so the minutes only list what mattered.
     reasons.extend(effects.reasons.into_iter().filter(|r| match r {

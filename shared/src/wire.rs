@@ -295,7 +295,6 @@ fn is_false(b: &bool) -> bool {
 /// An answer as stored on the server, with its revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnswerState {
-    #[serde(flatten)]
     pub answer: Answer,
     /// Server `seq` of the write that set this value.
     pub rev: u64,
@@ -405,9 +404,10 @@ pub struct AnswerEdit {
     pub base_rev: u64,
 }
 
-/// What a mutation does.
+/// What a mutation does. Externally tagged (`{"set_answers": {...}}`) so a
+/// decoder never buffers a whole sheet to find its kind.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Op {
     /// Create the sheet if needed, then set answers of some criteria.
     SetAnswers {
@@ -470,7 +470,6 @@ pub struct Mutation {
     /// Device clock, RFC 3339; metadata only, never used for ordering.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_time: Option<String>,
-    #[serde(flatten)]
     pub op: Op,
 }
 
@@ -550,8 +549,9 @@ pub struct PushResponse {
 // ---------------------------------------------------------------- pull
 
 /// One entity as of a server `seq`; the client upserts it by id.
+/// Externally tagged (`{"sheet": {...}}`): decoded without buffering.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Entity {
     User(UserInfo),
     Rubric(Box<Rubric>),
@@ -567,7 +567,6 @@ pub enum Entity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
     pub seq: u64,
-    #[serde(flatten)]
     pub entity: Entity,
 }
 

@@ -6,10 +6,17 @@ use ocop_shared::wire::{PullResponse, PushRequest, PushResponse};
 use proptest::prelude::*;
 
 fn golden(name: &str) -> String {
-    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/wire").join(name)).unwrap()
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/wire")
+            .join(name),
+    )
+    .unwrap()
 }
 
-fn roundtrips<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(bytes: &[u8]) -> Result<(), TestCaseError> {
+fn roundtrips<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(
+    bytes: &[u8],
+) -> Result<(), TestCaseError> {
     if let Ok(v) = serde_json::from_slice::<T>(bytes) {
         let again: T = serde_json::from_slice(&serde_json::to_vec(&v).unwrap()).unwrap();
         prop_assert_eq!(again, v);

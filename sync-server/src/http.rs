@@ -193,8 +193,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(bytes_rejection)?;
+        // Fast path first; only a failure pays for tracking the path.
+        let first = match serde_json::from_slice::<T>(&bytes) {
+            Ok(v) => return Ok(Json(v)),
+            Err(e) => e,
+        };
         let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de).map(Json).map_err(|e| {
+        let parsed: std::result::Result<T, _> = serde_path_to_error::deserialize(de);
+        if parsed.is_ok() {
+            // The value parsed; what failed is the text after it.
+            return Err(Error::BadRequest(format!(
+                "malformed json at (body): {}",
+                first.to_string().to_lowercase()
+            ))
+            .into());
+        }
+        parsed.map(Json).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             Error::BadRequest(format!(
@@ -413,8 +427,12 @@ async fn pull(
 ) -> Result<Response> {
     let q = query(q)?;
     let limit = q.limit.unwrap_or(DEFAULT_PULL_LIMIT);
-    let resp = blocking(&state, move |s| s.pull(&p, q.cursor, limit)).await?;
-    Ok(axum::Json(resp).into_response())
+    let body = blocking(&state, move |s| s.pull_json(&p, q.cursor, limit)).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 async fn sheet_revisions(

@@ -158,6 +158,11 @@ pub trait Store: Send + Sync + 'static {
     // ---- sync
     fn push(&self, actor: &Principal, req: &PushRequest) -> Result<PushResponse>;
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse>;
+    /// [`Store::pull`] encoded as JSON (what the HTTP layer sends). Backends
+    /// that keep entity JSON can splice it instead of re-encoding.
+    fn pull_json(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<String> {
+        Ok(serde_json::to_string(&self.pull(actor, cursor, limit)?)?)
+    }
 
     // ---- attachments (bytes live in files; the store keeps metadata)
     fn attachment(&self, sha256: &str) -> Result<Option<AttachmentMeta>>;

@@ -73,8 +73,7 @@ async fn retried_batch_after_crash_yields_no_duplicate() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["kind"] == "product")
-        .map(|c| c["data"].clone())
+        .filter_map(|c| c["entity"].get("product").cloned())
         .collect();
     assert_eq!(products.len(), 12);
     let rubric = ocop_shared::bundled::scoreable();

@@ -256,7 +256,7 @@ async fn rejected_mutation_is_quarantined_and_later_mutations_still_apply() {
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["device_id"], m.device_id.to_string());
     assert_eq!(q[0]["code"], "invalid");
-    assert_eq!(q[0]["mutation"]["answers"][0]["answer"]["option"], "zz");
+    assert_eq!(q[0]["mutation"]["op"]["set_answers"]["answers"][0]["answer"]["option"], "zz");
     // A resend of the batch is duplicates (of the rejection too), not a new quarantine row.
     let again = m.push(batch).await;
     assert!(
