@@ -195,6 +195,7 @@ async fn chair_pull(products: usize, members: usize) {
                 username: name.clone(),
                 password: format!("pw-{name}"),
                 device_name: "bench".into(),
+                device_id: None,
             })
             .unwrap();
         let who = store.authenticate(&tok.token).unwrap().unwrap();

@@ -475,6 +475,7 @@ impl Device {
                     username: username.to_string(),
                     password: password.to_string(),
                     device_name: device_name.to_string(),
+                    device_id: None,
                 },
             )
             .await

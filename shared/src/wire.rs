@@ -145,6 +145,11 @@ pub struct LoginRequest {
     pub username: String,
     pub password: String,
     pub device_name: String,
+    /// Signing in again on a device that had a token (after a 401): the
+    /// server re-attaches this device id (if it is the same user's) so that
+    /// mutations resent after the new sign-in are recognised as duplicates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -327,6 +327,7 @@ fn auth_shapes_are_frozen() {
             username: "chutich".into(),
             password: "mật-khẩu".into(),
             device_name: "Laptop chủ tịch".into(),
+            device_id: None,
         },
     );
     golden(

@@ -25,6 +25,7 @@ fn main() {
             username: member.username.clone(),
             password: member.password.clone(),
             device_name: "x".into(),
+            device_id: None,
         })
         .unwrap();
     let who = store.authenticate(&tok.token).unwrap().unwrap();
