@@ -266,7 +266,7 @@ fn full_sheet(rubric: &Rubric, product: &ProductInfo, seed: usize) -> Op {
                 answer: Answer {
                     option: Some(opts[(seed + k) % opts.len()].id.clone()),
                     knockout: false,
-                    note: format!("Đã đối chiếu hồ sơ tại cơ sở, số {seed}-{k}"),
+                    note: format!("Hồ sơ đầy đủ, mẫu {seed}-{k}"),
                     attachments: vec![],
                 },
                 base_rev: 0,
