@@ -9,3 +9,23 @@
 
 pub mod proxy;
 pub mod world;
+
+use std::path::{Path, PathBuf};
+
+/// The `ocop-sync-server` binary built next to the running test executable
+/// (`scripts/test` builds it before the tests run).
+pub fn server_binary() -> PathBuf {
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/ocop-sync-server
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("ocop-sync-server");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p ocop-sync-server` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}

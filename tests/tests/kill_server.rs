@@ -3,34 +3,19 @@
 //! every device's sheets are on the server exactly as the device has them,
 //! no mutation was applied twice, and every outbox is empty.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ocop_shared::wire::{Entity, SheetState, paths};
 use ocop_sync_server::{Options, Principal, demo};
+use ocop_tests::server_binary;
 use rand::{Rng, SeedableRng};
 use tokio::process::{Child, Command};
 
 const KILLS: usize = 50;
 const DEVICES: usize = 5;
 const PRODUCTS: usize = 3;
-
-fn server_binary() -> PathBuf {
-    // target/<profile>/deps/kill_server-<hash> → target/<profile>/ocop-sync-server
-    let exe = std::env::current_exe().expect("current exe");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target dir")
-        .join("ocop-sync-server");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p ocop-sync-server` (scripts/test does)",
-        bin.display()
-    );
-    bin
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
