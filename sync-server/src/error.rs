@@ -93,6 +93,9 @@ impl Error {
             Error::TooLarge(_) => ErrorCode::PayloadTooLarge,
             Error::Invalid { .. } => ErrorCode::Unprocessable,
             Error::RateLimited(_) => ErrorCode::RateLimited,
+            // A write that hit a UNIQUE key (two admins creating the same
+            // thing at once) is a state conflict the caller can act on, not a bug.
+            e if e.is_unique_violation() => ErrorCode::Conflict,
             Error::SchemaTooNew { .. }
             | Error::Sqlite(_)
             | Error::Io(_)
@@ -101,9 +104,23 @@ impl Error {
         }
     }
 
+    /// Whether this is SQLite refusing a duplicate of a UNIQUE or primary key.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        )
+    }
+
     /// The body sent to the client: internals are replaced by a generic message.
     pub fn body(&self) -> ErrorBody {
         let (message, details) = match self {
+            e if e.is_unique_violation() => (
+                "this already exists (a name, code or id that must be unique is taken); list what exists and pick another".to_string(),
+                None,
+            ),
             Error::BadRequest(m)
             | Error::Unauthorized(m)
             | Error::Forbidden(m)

@@ -29,7 +29,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tower_http::compression::CompressionLayer;
 use tower_http::decompression::RequestDecompressionLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 use uuid::Uuid;
 
 use crate::error::{ApiError, Error, Result};
@@ -43,6 +44,9 @@ pub const SHEET_REVISIONS: &str = "/api/v1/sheets/{id}/revisions";
 
 /// Failed logins (or enrolments) allowed per key per minute before 429.
 pub const LOGIN_FAILURES_PER_MINUTE: usize = 5;
+
+/// The window [`LOGIN_FAILURES_PER_MINUTE`] counts over.
+const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 
 /// Everything a handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -86,18 +90,28 @@ impl AppState {
         self.data_dir.join("attachments")
     }
 
-    /// Whether `key` is over its failure budget (and prunes old failures).
+    /// Whether `key` is over its failure budget. Prunes failures older than
+    /// the window from every key and drops emptied keys, so that guessing
+    /// many usernames cannot grow the map without bound.
     fn rate_limited(&self, key: &str) -> bool {
         let mut map = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let q = map.entry(key.to_string()).or_default();
-        while q
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-        {
-            q.pop_front();
-        }
-        q.len() >= LOGIN_FAILURES_PER_MINUTE
+        map.retain(|_, q| {
+            while q
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > LOGIN_WINDOW)
+            {
+                q.pop_front();
+            }
+            !q.is_empty()
+        });
+        map.get(key)
+            .is_some_and(|q| q.len() >= LOGIN_FAILURES_PER_MINUTE)
+    }
+
+    /// Keys the login limiter currently tracks (tests check it shrinks).
+    pub fn rate_limiter_keys(&self) -> usize {
+        self.limiter.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     fn record_failure(&self, key: &str) {
@@ -205,8 +219,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
             return Err(Error::BadRequest(format!(
                 "malformed json at (body): {}",
                 first.to_string().to_lowercase()
-            ))
-            .into());
+            )));
         }
         parsed.map(Json).map_err(|e| {
             let path = e.path().to_string();
@@ -324,7 +337,13 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestDecompressionLayer::new())
         .layer(CompressionLayer::new())
-        .layer(TraceLayer::new_for_http())
+        // One INFO span per request (method, uri) so an error logged inside a
+        // handler, a 500 included, says which call it was.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
         .with_state(state)
 }
 
@@ -659,17 +678,20 @@ async fn put_attachment(
         .and_then(|v| v.to_str().ok())
         .and_then(parse_content_range);
     let offset = q.offset.or(range.map(|r| r.0)).unwrap_or(0);
-    let total = q
-        .total
-        .or(range.map(|r| r.1))
-        .unwrap_or(offset + body.len() as u64);
+    // Checked: offset comes from the client and may be anything up to u64::MAX.
+    let end = offset.checked_add(body.len() as u64).ok_or_else(|| {
+        Error::BadRequest(format!(
+            "upload offset {offset} plus this chunk of {} bytes is past any attachment size; the limit is {MAX_ATTACHMENT_BYTES} bytes",
+            body.len()
+        ))
+    })?;
+    let total = q.total.or(range.map(|r| r.1)).unwrap_or(end);
     if total > MAX_ATTACHMENT_BYTES {
         return Err(attachment_too_large(total));
     }
-    if offset + body.len() as u64 > total {
+    if end > total {
         return Err(Error::BadRequest(format!(
-            "this chunk ends at byte {} but the attachment is {total} bytes",
-            offset + body.len() as u64
+            "this chunk ends at byte {end} but the attachment is {total} bytes"
         )));
     }
     let content_type = headers
@@ -719,7 +741,7 @@ async fn put_attachment(
     file.flush().await?;
     file.get_ref().sync_all().await?;
     drop(file);
-    let new_received = offset + body.len() as u64;
+    let new_received = end;
     let mut meta = AttachmentMeta {
         sha256: sha.clone(),
         size: total,

@@ -512,6 +512,46 @@ fn create_device(conn: &Connection, user: &UserInfo, name: &str) -> Result<Token
     })
 }
 
+/// Gives a device of `user` a new token, keeping its id so that mutations
+/// resent after the new sign-in are still recognised as duplicates. `None`
+/// when the id is unknown or another user's (the caller makes a new device).
+fn reattach_device(
+    conn: &Connection,
+    user: &UserInfo,
+    device_id: Uuid,
+    name: &str,
+) -> Result<Option<TokenResponse>> {
+    let row: Option<(String, Option<String>)> = conn
+        .query_row(
+            "SELECT user_id, revoked_at FROM devices WHERE id = ?1",
+            params![device_id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((owner, revoked_at)) = row else {
+        return Ok(None);
+    };
+    if uuid_col(owner)? != user.id {
+        return Ok(None);
+    }
+    if revoked_at.is_some() {
+        // An admin revoked it (a lost phone): a password must not bring it back.
+        return Err(Error::Unauthorized(format!(
+            "device {device_id} was revoked by an admin; sign in without a device id to register this phone as a new device"
+        )));
+    }
+    let (token, hash) = new_token();
+    conn.execute(
+        "UPDATE devices SET token_hash = ?1, name = ?2 WHERE id = ?3",
+        params![hash, name, device_id.to_string()],
+    )?;
+    Ok(Some(TokenResponse {
+        token,
+        device_id,
+        user: user.clone(),
+    }))
+}
+
 // ------------------------------------------------------------------ push machinery
 
 /// Why one mutation was not applied.
@@ -785,21 +825,31 @@ fn configure(conn: &Connection) -> Result<()> {
 }
 
 fn migrate(conn: &Connection) -> Result<()> {
-    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if found > SCHEMA_VERSION {
-        return Err(Error::SchemaTooNew {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-        let tx = conn.unchecked_transaction()?;
+    loop {
+        // IMMEDIATE, and the version read inside it: a second server opening
+        // the same file waits, then sees the migration done instead of redoing it.
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        let found: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        // A negative version is not ours (or is damaged); cast, it would skip every migration.
+        let done = usize::try_from(found).map_err(|_| {
+            Error::Internal(format!(
+                "database user_version is {found}; it is not an ocop-sync database or it is damaged"
+            ))
+        })?;
+        let Some(sql) = MIGRATIONS.get(done) else {
+            return Ok(());
+        };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", (done + 1) as i64)?;
         tx.commit()?;
-        tracing::info!(version = i + 1, "database migrated");
+        tracing::info!(version = done + 1, "database migrated");
     }
-    Ok(())
 }
 
 // ------------------------------------------------------------------ sheet operations
@@ -834,6 +884,18 @@ fn ensure_unlocked(conn: &Connection, product: Uuid) -> OpResult<()> {
 fn load_round(conn: &Connection, id: Uuid) -> OpResult<RoundInfo> {
     get_entity(conn, "round", &id.to_string())?
         .ok_or_else(|| reject(RejectCode::NotFound, format!("round {id} is unknown")))
+}
+
+/// Sheet writes (and submit, reopen, resolve) in a closed round are locked:
+/// the council's work for the round is over.
+fn ensure_round_open(conn: &Connection, round: Uuid) -> OpResult<()> {
+    if load_round(conn, round)?.status == RoundStatus::Closed {
+        return Err(reject(
+            RejectCode::Locked,
+            format!("round {round} is closed"),
+        ));
+    }
+    Ok(())
 }
 
 fn load_product(conn: &Connection, round: Uuid, id: Uuid) -> OpResult<ProductInfo> {
@@ -995,15 +1057,8 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState
             }
         }
     };
-    if sheet.status == SheetStatus::Submitted {
-        return Err(reject(
-            RejectCode::Invalid,
-            format!(
-                "sheet {} is submitted; the chair must reopen it before it can change",
-                sheet.id
-            ),
-        ));
-    }
+    // A submitted sheet is returned as is: its writers record every edit as a
+    // flagged conflict (an offline edit from another device is never dropped).
     Ok(sheet)
 }
 
@@ -1072,6 +1127,7 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
     }
     let seq = ctx.seq.take();
     let device = ctx.actor.device_id;
+    let submitted = sheet.status == SheetStatus::Submitted;
     let mut applied = Vec::new();
     let mut criteria = Vec::new();
     let mut conflicts = Vec::new();
@@ -1080,7 +1136,9 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
             .answers
             .get(&e.criterion)
             .map(|a| (a.rev, a.device_id));
-        if is_fresh(current, e.base_rev, device) {
+        // On a submitted sheet every edit is stale by definition: the owner
+        // signed off on the values, so an edit waits as a conflict for a reopen.
+        if !submitted && is_fresh(current, e.base_rev, device) {
             sheet.answers.insert(
                 e.criterion.clone(),
                 AnswerState {
@@ -1159,7 +1217,7 @@ fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) ->
             last_writer.map(uuid_col).transpose()?.unwrap_or_default(),
         ))
     };
-    if is_fresh(current, base_rev, device) {
+    if sheet.status != SheetStatus::Submitted && is_fresh(current, base_rev, device) {
         sheet.note = note.to_string();
         sheet.note_rev = seq;
         save_sheet(ctx, &mut sheet, seq)?;
@@ -1205,6 +1263,7 @@ fn submit(ctx: &mut PushCtx<'_>, sheet_id: Uuid) -> OpResult<Outcome> {
             "only the owner of a sheet can submit it",
         ));
     }
+    ensure_round_open(ctx.conn, sheet.round_id)?;
     ensure_unlocked(ctx.conn, sheet.product_id)?;
     if sheet.status == SheetStatus::Submitted {
         return Ok(Outcome::Applied {
@@ -1252,6 +1311,7 @@ fn reopen(ctx: &mut PushCtx<'_>, sheet_id: Uuid, reason: &str) -> OpResult<Outco
         sheet.product_id,
         "reopen a sheet",
     )?;
+    ensure_round_open(ctx.conn, sheet.round_id)?;
     ensure_unlocked(ctx.conn, sheet.product_id)?;
     if reason.trim().is_empty() {
         return Err(reject(RejectCode::Invalid, "reopening needs a reason"));
@@ -1353,7 +1413,18 @@ fn resolve_conflict(
             "resolve a conflict on another member's sheet",
         )?;
     }
+    ensure_round_open(ctx.conn, sheet.round_id)?;
     ensure_unlocked(ctx.conn, sheet.product_id)?;
+    if sheet.status == SheetStatus::Submitted {
+        // The owner signed off on the current values; only a reopen changes them.
+        return Err(reject(
+            RejectCode::Invalid,
+            format!(
+                "sheet {} is submitted; the chair must reopen it before a conflict on it can be resolved",
+                sheet.id
+            ),
+        ));
+    }
     let Some(idx) = sheet.conflicts.iter().position(|c| c.id == conflict_id) else {
         return Err(reject(
             RejectCode::NotFound,
@@ -1830,7 +1901,8 @@ impl Store for SqliteStore {
             .read()
             .query_row(
                 "SELECT id, password_hash FROM users WHERE username = ?1",
-                params![req.username.trim()],
+                // Usernames are stored lowercased; people type them as they like.
+                params![req.username.trim().to_lowercase()],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
@@ -1843,7 +1915,15 @@ impl Store for SqliteStore {
         let id = uuid_col(id)?;
         self.write_tx(|tx| {
             let user = user_by_id(tx, id)?.ok_or_else(wrong)?;
-            let t = create_device(tx, &user, &req.device_name)?;
+            let reattached = match req.device_id {
+                Some(device) => reattach_device(tx, &user, device, &req.device_name)?,
+                None => None,
+            };
+            let reattach = reattached.is_some();
+            let t = match reattached {
+                Some(t) => t,
+                None => create_device(tx, &user, &req.device_name)?,
+            };
             let actor = Principal {
                 user: user.clone(),
                 device_id: t.device_id,
@@ -1852,7 +1932,7 @@ impl Store for SqliteStore {
                 tx,
                 &actor,
                 "login",
-                serde_json::json!({"device_name": req.device_name}),
+                serde_json::json!({"device_name": req.device_name, "reattached": reattach}),
                 None,
             )?;
             Ok(t)
@@ -1947,7 +2027,7 @@ impl Store for SqliteStore {
         let id: Option<String> = conn
             .query_row(
                 "SELECT id FROM users WHERE username = ?1",
-                params![username],
+                params![username.trim().to_lowercase()],
                 |r| r.get(0),
             )
             .optional()?;

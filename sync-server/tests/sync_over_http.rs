@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use ocop_shared::wire::{
-    Answer, ConflictField, Entity, ErrorBody, ErrorCode, Op, Outcome, RejectCode, SheetState,
-    SheetStatus, paths,
+    ConflictField, Entity, ErrorBody, ErrorCode, Op, Outcome, RejectCode, SheetState, SheetStatus,
+    paths,
 };
 use rstest::rstest;
 use uuid::Uuid;
@@ -256,7 +256,10 @@ async fn rejected_mutation_is_quarantined_and_later_mutations_still_apply() {
     assert_eq!(q.len(), 1);
     assert_eq!(q[0]["device_id"], m.device_id.to_string());
     assert_eq!(q[0]["code"], "invalid");
-    assert_eq!(q[0]["mutation"]["op"]["set_answers"]["answers"][0]["answer"]["option"], "zz");
+    assert_eq!(
+        q[0]["mutation"]["op"]["set_answers"]["answers"][0]["answer"]["option"],
+        "zz"
+    );
     // A resend of the batch is duplicates (of the rejection too), not a new quarantine row.
     let again = m.push(batch).await;
     assert!(
@@ -696,18 +699,27 @@ async fn finalize_checks_quorum_and_mean_locks_sheets_and_release_opens_them() {
     let result = decision.result.unwrap();
     assert!(result.quorum.met);
     assert_eq!(result.members.len(), 8);
-    // Locked: a member's later write is refused.
+    // Locked: a member's later write to their own sheet is refused as locked
+    // (not kept as a conflict: the minutes are signed).
     let m = w.member(0);
     let locked = m
-        .push(vec![m.mutation(Op::Reopen {
-            sheet_id: sheet_ids[1],
-            reason: "x".into(),
-        })])
+        .push(vec![m.mutation(set_answers(
+            &w,
+            0,
+            sheet_ids[1],
+            vec![one_answer(&rubric, 0, 1, 0)],
+        ))])
         .await;
-    assert!(matches!(
-        locked.results[0].outcome,
-        Outcome::Rejected { .. }
-    ));
+    assert!(
+        matches!(
+            locked.results[0].outcome,
+            Outcome::Rejected {
+                code: RejectCode::Locked,
+                ..
+            }
+        ),
+        "{locked:?}"
+    );
     let locked = chair
         .push(vec![chair.mutation(Op::Reopen {
             sheet_id: sheet_ids[1],
@@ -767,13 +779,10 @@ async fn reopen_by_chair_needs_reason_and_allows_resubmit() {
         .await;
     assert!(
         matches!(
-            edit.results[0].outcome,
-            Outcome::Rejected {
-                code: RejectCode::Invalid,
-                ..
-            }
+            &edit.results[0].outcome,
+            Outcome::Conflict { applied, .. } if applied.is_empty()
         ),
-        "submitted sheets are read-only"
+        "an edit to a submitted sheet is kept as a conflict and changes nothing: {edit:?}"
     );
     let c = w.chair();
     let no_reason = c
@@ -917,7 +926,6 @@ async fn changed_body_under_a_used_mutation_id_is_rejected_as_id_reused() {
         s.answers[&c0.code].answer.option.as_deref(),
         Some(c0.options().next().unwrap().id.as_str())
     );
-    let _ = Answer::default();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -950,10 +958,20 @@ async fn own_device_later_edit_supersedes_but_another_devices_stale_note_conflic
         ))])
         .await;
     assert!(
-        matches!(r.results[0].outcome, Outcome::Applied { .. }),
+        matches!(r.results[0].outcome, Outcome::Applied { seq, .. } if seq > rev1),
         "{r:?}"
     );
-    let _ = rev1;
+    let c0 = rubric.criteria().next().unwrap().2;
+    let s = sheets_in(&a.pull_all().await)
+        .into_iter()
+        .find(|s| s.id == sid)
+        .unwrap();
+    assert_eq!(
+        s.answers[&c0.code].answer.option.as_deref(),
+        Some(c0.options().nth(1).unwrap().id.as_str()),
+        "the later edit of the same device is current"
+    );
+    assert!(s.conflicts.is_empty(), "{s:?}");
     // Notes: A writes; B writes from base 0 → conflict, A's note stays.
     let r = a
         .push(vec![a.mutation(Op::SetNote {
@@ -1121,4 +1139,294 @@ async fn audit_log_names_who_which_device_and_what_and_export_has_the_round() {
         .await;
     assert_eq!(st, 200);
     assert_eq!(users.unwrap().len(), 10, "admin + council of 9");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_devices_offline_edit_after_submit_is_a_flagged_conflict_never_dropped() {
+    let w = world().await;
+    let a = w.member(0);
+    let user = &w.demo.members()[0];
+    let (_, _, t) = login(w.url(), &user.username, &user.password).await;
+    let b = Device::new(w.url(), t.unwrap());
+    let rubric = rubric_of(&w, 4);
+    let c0 = rubric.criteria().next().unwrap().2.clone();
+    let option = |i: usize| c0.options().nth(i).unwrap().id.clone();
+    let sid = Uuid::now_v7();
+    let r = a
+        .push(vec![
+            a.mutation(set_answers(&w, 4, sid, full_answers(&rubric, 0))),
+            a.mutation(Op::Submit { sheet_id: sid }),
+        ])
+        .await;
+    assert!(
+        r.results
+            .iter()
+            .all(|x| matches!(x.outcome, Outcome::Applied { .. })),
+        "{r:?}"
+    );
+    // B edited offline before it knew of the submission (its own sheet id, base 0).
+    let r = b
+        .push(vec![
+            b.mutation(set_answers(
+                &w,
+                4,
+                Uuid::now_v7(),
+                vec![one_answer(&rubric, 0, 1, 0)],
+            )),
+            b.mutation(Op::SetNote {
+                sheet: key(&w, 4, sid),
+                note: "ghi chú từ máy B".into(),
+                base_rev: 0,
+            }),
+        ])
+        .await;
+    let mut conflict_ids = Vec::new();
+    for x in &r.results {
+        let Outcome::Conflict {
+            sheet_id,
+            conflicts,
+            applied,
+            ..
+        } = &x.outcome
+        else {
+            panic!("an edit to a submitted sheet must be kept as a conflict: {r:?}")
+        };
+        assert_eq!(*sheet_id, sid, "mapped onto the canonical sheet");
+        assert!(applied.is_empty(), "nothing of a submitted sheet changes");
+        conflict_ids.extend(conflicts.iter().copied());
+    }
+    assert_eq!(conflict_ids.len(), 2);
+    // Owner and chair both see the unchanged sheet and the two unresolved conflicts.
+    for viewer in [a, w.chair()] {
+        let s = sheets_in(&viewer.pull_all().await)
+            .into_iter()
+            .find(|s| s.id == sid)
+            .expect("sheet visible to owner and chair");
+        assert_eq!(s.status, SheetStatus::Submitted);
+        assert_eq!(s.answers[&c0.code].answer.option, Some(option(0)));
+        assert_eq!(s.note, "");
+        let open: Vec<_> = s.conflicts.iter().filter(|c| !c.resolved).collect();
+        assert_eq!(open.len(), 2, "{s:?}");
+        assert!(open.iter().any(|c| matches!(&c.field,
+            ConflictField::Answer { criterion, theirs } if *criterion == c0.code && theirs.option == Some(option(1)))));
+        assert!(open.iter().any(|c| matches!(&c.field,
+            ConflictField::Note { theirs } if theirs == "ghi chú từ máy B")));
+    }
+    // Resolving waits for a reopen: the owner signed off on the current values.
+    let current = sheets_in(&a.pull_all().await)
+        .into_iter()
+        .find(|s| s.id == sid)
+        .unwrap();
+    let rev = current.answers[&c0.code].rev;
+    let resolve = |d: &Device| {
+        d.mutation(Op::ResolveConflict {
+            sheet_id: sid,
+            conflict_id: conflict_ids[0],
+            answer: Some(one_answer(&rubric, 0, 1, 0).answer),
+            note: None,
+            base_rev: rev,
+        })
+    };
+    let r = a.push(vec![resolve(a)]).await;
+    assert!(
+        matches!(
+            r.results[0].outcome,
+            Outcome::Rejected {
+                code: RejectCode::Invalid,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let c = w.chair();
+    let r = c
+        .push(vec![c.mutation(Op::Reopen {
+            sheet_id: sid,
+            reason: "máy thứ hai có sửa đổi".into(),
+        })])
+        .await;
+    assert!(
+        matches!(r.results[0].outcome, Outcome::Applied { .. }),
+        "{r:?}"
+    );
+    let r = a.push(vec![resolve(a)]).await;
+    assert!(
+        matches!(r.results[0].outcome, Outcome::Applied { .. }),
+        "{r:?}"
+    );
+    let s = sheets_in(&a.pull_all().await)
+        .into_iter()
+        .find(|s| s.id == sid)
+        .unwrap();
+    assert_eq!(s.answers[&c0.code].answer.option, Some(option(1)));
+    assert!(
+        s.conflicts
+            .iter()
+            .any(|c| c.id == conflict_ids[0] && c.resolved)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_round_refuses_submit_and_reopen_as_locked() {
+    let w = world().await;
+    let rubric = rubric_of(&w, 0);
+    let m = w.member(1);
+    let (draft, submitted) = (Uuid::now_v7(), Uuid::now_v7());
+    m.push(vec![
+        m.mutation(set_answers(&w, 0, draft, full_answers(&rubric, 0))),
+        m.mutation(set_answers(
+            &w,
+            1,
+            submitted,
+            full_answers(&rubric_of(&w, 1), 0),
+        )),
+        m.mutation(Op::Submit {
+            sheet_id: submitted,
+        }),
+    ])
+    .await;
+    let r = w
+        .admin
+        .raw(
+            reqwest::Method::PUT,
+            &format!("{}/{}/status", paths::ADMIN_ROUNDS, w.demo.round_id),
+        )
+        .await
+        .json(&serde_json::json!({"status": "closed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = m
+        .push(vec![m.mutation(Op::Submit { sheet_id: draft })])
+        .await;
+    let c = w.chair();
+    let r2 = c
+        .push(vec![c.mutation(Op::Reopen {
+            sheet_id: submitted,
+            reason: "xem lại".into(),
+        })])
+        .await;
+    for o in [&r.results[0].outcome, &r2.results[0].outcome] {
+        assert!(
+            matches!(o, Outcome::Rejected { code: RejectCode::Locked, reason } if reason.contains("closed")),
+            "{o:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_is_matched_case_insensitively_at_login() {
+    let w = world().await;
+    let u = w.demo.user("lan.tt").unwrap();
+    let (st, body, t) = login(w.url(), " Lan.TT ", &u.password).await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(t.unwrap().user.username, "lan.tt");
+    let found = w.server.state.store.user_by_username("LAN.tt").unwrap();
+    assert_eq!(found.map(|u| u.id), Some(u.id));
+}
+
+async fn login_with_device(
+    url: &str,
+    username: &str,
+    password: &str,
+    device_id: Uuid,
+) -> (
+    u16,
+    serde_json::Value,
+    Option<ocop_shared::wire::TokenResponse>,
+) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}{}", paths::LOGIN))
+        .json(&ocop_shared::wire::LoginRequest {
+            username: username.into(),
+            password: password.into(),
+            device_name: "điện thoại".into(),
+            device_id: Some(device_id),
+        })
+        .send()
+        .await
+        .unwrap();
+    decode(r).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_naming_own_device_reattaches_it_so_resends_stay_duplicates() {
+    let w = world().await;
+    let u = &w.demo.members()[2];
+    let m = w.member(2);
+    let rubric = rubric_of(&w, 0);
+    let batch = vec![m.mutation(set_answers(
+        &w,
+        0,
+        Uuid::now_v7(),
+        vec![one_answer(&rubric, 0, 0, 0)],
+    ))];
+    let first = m.push(batch.clone()).await;
+    let devices_before = w.server.state.store.table_counts().unwrap()["devices"];
+    let (st, body, t) = login_with_device(w.url(), &u.username, &u.password, m.device_id).await;
+    assert_eq!(st, 200, "{body}");
+    let t = t.unwrap();
+    assert_eq!(t.device_id, m.device_id, "same device id");
+    assert_ne!(t.token, m.token, "a new token");
+    assert_eq!(
+        w.server.state.store.table_counts().unwrap()["devices"],
+        devices_before,
+        "no new device"
+    );
+    // The old token is replaced; the new one resends the batch as duplicates.
+    assert_eq!(m.get::<serde_json::Value>(paths::ME).await.0, 401);
+    let again = Device::new(w.url(), t);
+    let r = again.push(batch).await;
+    assert_eq!(
+        r.results[0].outcome,
+        Outcome::Duplicate {
+            original: Box::new(first.results[0].outcome.clone())
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_naming_another_users_device_gets_a_new_device() {
+    let w = world().await;
+    let u = &w.demo.members()[2];
+    let theirs = w.member(3).device_id;
+    let (st, body, t) = login_with_device(w.url(), &u.username, &u.password, theirs).await;
+    assert_eq!(st, 200, "{body}");
+    let t = t.unwrap();
+    assert_ne!(t.device_id, theirs);
+    assert_eq!(t.user.id, u.id);
+    // The other member's device is untouched.
+    assert_eq!(w.member(3).get::<serde_json::Value>(paths::ME).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_naming_a_revoked_device_is_refused_with_401_that_says_revoked() {
+    let w = world().await;
+    let u = &w.demo.members()[2];
+    let m = w.member(2);
+    let (st, _, _) = w
+        .admin
+        .post::<_, serde_json::Value>(
+            &format!("{}/{}/revoke", paths::ADMIN_DEVICES, m.device_id),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(st, 204);
+    let (st, body, _) = login_with_device(w.url(), &u.username, &u.password, m.device_id).await;
+    assert_eq!(st, 401, "{body}");
+    assert_eq!(body["code"], "unauthorized");
+    assert!(
+        body["message"].as_str().unwrap().contains("revoked"),
+        "{body}"
+    );
+    assert_eq!(
+        m.get::<serde_json::Value>(paths::ME).await.0,
+        401,
+        "still revoked"
+    );
+    // Without a device id the member can still sign this phone in as a new device.
+    let (st, body, t) = login(w.url(), &u.username, &u.password).await;
+    assert_eq!(st, 200, "{body}");
+    assert_ne!(t.unwrap().device_id, m.device_id);
 }

@@ -114,18 +114,26 @@ impl Device {
         resp.unwrap()
     }
 
-    /// Pulls everything from 0, following pages.
+    /// Pulls everything from 0, following pages. Bounded, and the cursor must
+    /// advance on every page that says there is more: a server that loops
+    /// fails the test instead of hanging it.
     pub async fn pull_all(&self) -> Vec<ocop_shared::wire::Change> {
+        const MAX_PAGES: usize = 1000;
         let mut cursor = 0;
         let mut out = Vec::new();
-        loop {
+        for _ in 0..MAX_PAGES {
             let p = self.pull_from(cursor, 1000).await;
             out.extend(p.changes);
-            cursor = p.next_cursor;
             if !p.has_more {
                 return out;
             }
+            assert!(
+                p.next_cursor > cursor,
+                "pull says has_more but the cursor did not advance from {cursor}"
+            );
+            cursor = p.next_cursor;
         }
+        panic!("pull did not finish within {MAX_PAGES} pages");
     }
 }
 
