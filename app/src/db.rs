@@ -69,7 +69,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at   TEXT NOT NULL
     );
     "#,
+    // 3: stored mutation bodies name their format, so a later wire change can
+    // re-encode them in a migration instead of failing to read them; attention
+    // keeps what a retry needs and lists refused photos too.
+    r#"
+    INSERT INTO meta(key, value) VALUES ('body_format', '2')
+        ON CONFLICT(key) DO UPDATE SET value = excluded.value;
+    ALTER TABLE attention ADD COLUMN kind TEXT NOT NULL DEFAULT 'mutation';
+    ALTER TABLE attention ADD COLUMN entity_kind TEXT;
+    ALTER TABLE attention ADD COLUMN entity_key TEXT;
+    ALTER TABLE attention ADD COLUMN photo TEXT;
+    ALTER TABLE attachments ADD COLUMN failed INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
+
+/// Format of the mutation JSON in `outbox.body` and `attention.body`
+/// (`meta.body_format`): 2 = the wire shape with `op` externally tagged.
+pub(crate) const BODY_FORMAT: u32 = 2;
 
 pub(crate) fn schema_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -78,6 +94,15 @@ pub(crate) fn schema_version() -> i64 {
 pub(crate) fn open(path: &Path) -> Result<Connection> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Before anything writes to the file (switching to WAL does): a file of a
+    // newer app is left exactly as it is.
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > schema_version() {
+        return Err(Error::DatabaseTooNew {
+            found,
+            supported: schema_version(),
+        });
+    }
     // WAL: readers never block the writer and a commit is one append.
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
@@ -89,6 +114,18 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     migrate(&mut conn)?;
+    let format: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'body_format'", [], |r| {
+            r.get(0)
+        })
+        .ok();
+    if let Some(f) = format.and_then(|f| f.parse::<u32>().ok())
+        && f > BODY_FORMAT
+    {
+        return Err(Error::Storage(format!(
+            "queued changes are stored in format {f}, newer than this app understands ({BODY_FORMAT}); update the app"
+        )));
+    }
     Ok(conn)
 }
 

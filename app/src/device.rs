@@ -91,10 +91,20 @@ pub struct ProductItem {
     pub decision: Option<DecisionInfo>,
 }
 
+/// Something that did not reach the server and never will on its own: a
+/// mutation the server rejected, an outbox row that no longer decodes, or a
+/// photo the server refused. [`Device::retry_attention`] sends it again,
+/// [`Device::dismiss_attention`] lets it go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AttentionItem {
+    /// The item's id (for a mutation, its mutation id).
     pub mutation_id: u64,
-    pub mutation: Mutation,
+    /// `None` for a photo, or for a stored mutation that no longer decodes.
+    pub mutation: Option<Mutation>,
+    /// The stored text of a mutation that no longer decodes.
+    pub raw: Option<String>,
+    /// The SHA-256 of a photo the server refused.
+    pub photo: Option<String>,
     pub code: String,
     pub reason: String,
     pub at: String,
@@ -111,6 +121,10 @@ pub struct Device {
     pub(crate) gate: tokio::sync::Mutex<()>,
     /// Seconds the device clock is off by (tests of wrong phone clocks).
     pub(crate) clock_skew: std::sync::atomic::AtomicI64,
+    /// Bumped by sign-in and sign-out under the database lock; a sync writes
+    /// only while it still equals the value it started with, so a sync of
+    /// the previous user can never write into the next user's data.
+    pub(crate) session_generation: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Device {
@@ -197,7 +211,7 @@ pub(crate) fn local<T: DeserializeOwned>(
     })
 }
 
-fn server<T: DeserializeOwned>(c: &Connection, kind: &str, key: &str) -> Result<Option<T>> {
+pub(crate) fn server<T: DeserializeOwned>(c: &Connection, kind: &str, key: &str) -> Result<Option<T>> {
     let s: Option<Option<String>> = c
         .query_row(
             "SELECT server_json FROM entities WHERE kind = ?1 AND key = ?2",
@@ -225,11 +239,31 @@ fn all_local<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// The entity's unacknowledged mutations, oldest first. A row that no longer
+/// decodes is skipped (the next push sets it aside): it must not make the
+/// sheet unreadable or uneditable.
 pub(crate) fn pending_for(c: &Connection, kind: &str, key: &str) -> Result<Vec<Mutation>> {
-    all_local(
-        c,
+    let mut st = c.prepare_cached(
         "SELECT body FROM outbox WHERE entity_kind = ?1 AND entity_key = ?2 ORDER BY id",
-        params![kind, key],
+    )?;
+    let rows = st.query_map(params![kind, key], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Ok(m) = serde_json::from_str(&r?) {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// Work on this device that has not reached the server: queued mutations,
+/// photos not uploaded yet, and items waiting in "needs attention".
+pub(crate) fn unsynced(c: &Connection) -> Result<u64> {
+    count(
+        c,
+        "SELECT (SELECT COUNT(*) FROM outbox)
+              + (SELECT COUNT(*) FROM attachments WHERE uploaded = 0)
+              + (SELECT COUNT(*) FROM attention)",
     )
 }
 
@@ -254,8 +288,8 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, kind: &str, key: &str, op: Op) -> Re
         if let Some((id, k, ky, body, 0)) = last
             && k == kind
             && ky == key
+            && let Ok(mut m) = serde_json::from_str::<Mutation>(&body)
         {
-            let mut m: Mutation = serde_json::from_str(&body)?;
             if let Op::SetAnswers {
                 sheet: s0,
                 answers: a0,
@@ -263,10 +297,17 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, kind: &str, key: &str, op: Op) -> Re
                 && s0 == sheet
             {
                 for e in answers {
-                    // The newer edit wins whole, base revision included: it
-                    // names the revision the user saw when tapping.
+                    // The newer value wins, but the base revision stays the
+                    // older edit's: that is the server value the user built
+                    // on. Taking the newer base (possibly a value another
+                    // device wrote, pulled in between) would overwrite that
+                    // value silently instead of flagging a conflict.
                     match a0.iter_mut().find(|x| x.criterion == e.criterion) {
-                        Some(x) => *x = e.clone(),
+                        Some(x) => {
+                            let base = x.base_rev;
+                            *x = e.clone();
+                            x.base_rev = base;
+                        }
                         None => a0.push(e.clone()),
                     }
                 }
@@ -400,6 +441,7 @@ impl Device {
             wake: Arc::new(Notify::new()),
             gate: tokio::sync::Mutex::new(()),
             clock_skew: std::sync::atomic::AtomicI64::new(0),
+            session_generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -418,6 +460,17 @@ impl Device {
     pub fn set_clock_skew(&self, seconds: i64) {
         self.clock_skew
             .store(seconds, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.session_generation
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Called with the database lock held, by sign-in and sign-out.
+    fn new_generation(&self) {
+        self.session_generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub(crate) fn skew(&self) -> i64 {
@@ -468,18 +521,33 @@ impl Device {
         device_name: &str,
     ) -> Result<UserInfo> {
         let api = self.anon(server_url);
-        let t: Token = api
-            .post(
-                paths::LOGIN,
-                &LoginRequest {
-                    username: username.to_string(),
-                    password: password.to_string(),
-                    device_name: device_name.to_string(),
-                    device_id: None,
-                },
-            )
-            .await
-            .map_err(auth_error)?;
+        // Signing in again on the same server while a session is stored
+        // (after a 401): name the device id used before, so the server
+        // re-attaches it and mutations resent from the outbox stay duplicates
+        // of what it already applied. The server checks the id is this user's.
+        let device_id = {
+            let c = self.conn();
+            match session_of(&c)? {
+                Some(s) if s.server_url == server_url.trim_end_matches('/') => Some(s.device_id),
+                _ => None,
+            }
+        };
+        let req = |device_id| LoginRequest {
+            username: username.to_string(),
+            password: password.to_string(),
+            device_name: device_name.to_string(),
+            device_id,
+        };
+        let t: Token = match api.post(paths::LOGIN, &req(device_id)).await {
+            // The old device id was revoked by an admin (a password must not
+            // revive it): sign in as a new device instead. A wrong password
+            // fails the same way again.
+            Err(Failure::Unauthorized) if device_id.is_some() => {
+                api.post(paths::LOGIN, &req(None)).await
+            }
+            r => r,
+        }
+        .map_err(auth_error)?;
         self.adopt(server_url, t)
     }
 
@@ -504,13 +572,15 @@ impl Device {
                 .as_deref()
                 .is_some_and(|u| u != server_url.trim_end_matches('/'));
         if other_user {
-            let pending = count(&tx, "SELECT COUNT(*) FROM outbox")?;
+            let pending = unsynced(&tx)?;
             if pending > 0 {
                 // Someone else's unsent work is on this device: never drop it silently.
                 return Err(Error::UnsyncedWork { pending });
             }
             wipe(&tx)?;
         }
+        // A sync still running for the previous session must not write from here on.
+        self.new_generation();
         let url = server_url.trim_end_matches('/');
         meta_set(&tx, "server_url", url)?;
         meta_set(&tx, "last_server_url", url)?;
@@ -521,17 +591,26 @@ impl Device {
         meta_del(&tx, "need_sign_in")?;
         tx.commit()?;
         drop(c);
-        self.live().last_error = None;
+        if other_user {
+            self.wipe_files();
+        }
+        {
+            let mut l = self.live();
+            l.last_error = None;
+            l.error_state = None;
+        }
         self.nudge();
         Ok(t.user)
     }
 
-    /// Forgets the token. Refuses while mutations are unsent unless `force`,
-    /// and says how many would be lost.
+    /// Forgets the token and this user's data, photos included. Refuses
+    /// while anything has not reached the server (mutations, photos, items
+    /// in "needs attention") unless `force`, and says how many would be lost.
+    /// A sync running meanwhile stops writing (see the session generation).
     pub fn sign_out(&self, force: bool) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let pending = count(&tx, "SELECT COUNT(*) FROM outbox")?;
+        let pending = unsynced(&tx)?;
         if pending > 0 && !force {
             return Err(Error::UnsyncedWork { pending });
         }
@@ -541,8 +620,27 @@ impl Device {
         wipe(&tx)?;
         meta_del(&tx, "last_user")?;
         meta_del(&tx, "last_server_url")?;
+        self.new_generation();
         tx.commit()?;
+        drop(c);
+        self.wipe_files();
+        {
+            let mut l = self.live();
+            l.last_error = None;
+            l.error_state = None;
+            l.progress = None;
+        }
         Ok(())
+    }
+
+    /// Removes every stored photo file (after the rows went in a committed wipe).
+    fn wipe_files(&self) {
+        if let Ok(rd) = std::fs::read_dir(self.dir.join("attachments")) {
+            for e in rd.flatten() {
+                // Best effort: a file left behind is unreferenced and never uploaded.
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     // ------------------------------------------------------------ reading
@@ -708,10 +806,12 @@ impl Device {
         Self::decision(&c, &p)
     }
 
-    /// Mutations the server rejected for good, with its reason.
+    /// What the server rejected for good or could not be sent, with the reason.
     pub fn needs_attention(&self) -> Result<Vec<AttentionItem>> {
         let c = self.conn();
-        let mut st = c.prepare("SELECT id, body, code, reason, at FROM attention ORDER BY id")?;
+        let mut st = c.prepare(
+            "SELECT id, body, code, reason, at, kind, photo FROM attention ORDER BY id",
+        )?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -719,14 +819,23 @@ impl Device {
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, Option<String>>(6)?,
             ))
         })?;
         let mut out = Vec::new();
         for r in rows {
-            let (id, body, code, reason, at) = r?;
+            let (id, body, code, reason, at, kind, photo) = r?;
+            let mutation = if kind == "photo" {
+                None
+            } else {
+                serde_json::from_str(&body).ok()
+            };
             out.push(AttentionItem {
                 mutation_id: id as u64,
-                mutation: serde_json::from_str(&body)?,
+                raw: (kind != "photo" && mutation.is_none()).then_some(body),
+                mutation,
+                photo,
                 code,
                 reason,
                 at,
@@ -735,11 +844,65 @@ impl Device {
         Ok(out)
     }
 
-    /// The user has read a rejected mutation and lets it go.
+    /// The user has read an item in "needs attention" and lets it go (for a
+    /// photo: it is no longer offered for upload).
     pub fn dismiss_attention(&self, mutation_id: u64) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM attention WHERE id = ?1", [mutation_id as i64])?;
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let photo: Option<Option<String>> = tx
+            .query_row(
+                "SELECT photo FROM attention WHERE id = ?1",
+                [mutation_id as i64],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(Some(sha)) = photo {
+            tx.execute("DELETE FROM attachments WHERE sha256 = ?1", [sha])?;
+        }
+        tx.execute("DELETE FROM attention WHERE id = ?1", [mutation_id as i64])?;
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Sends an item of "needs attention" again: a mutation is queued anew
+    /// under a new mutation id (the server remembers the old id's answer, so
+    /// resending it under that id would only repeat the rejection); a photo
+    /// is offered for upload again. Returns the new mutation id, if any.
+    pub fn retry_attention(&self, mutation_id: u64) -> Result<Option<u64>> {
+        self.write(|tx, s| {
+            type Row = (String, String, Option<String>, Option<String>, Option<String>);
+            let row: Option<Row> = tx
+                .query_row(
+                    "SELECT kind, body, entity_kind, entity_key, photo FROM attention WHERE id = ?1",
+                    [mutation_id as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                )
+                .optional()?;
+            let (kind, body, ek, ekey, photo) =
+                row.ok_or_else(|| Error::not_found("attention item", mutation_id))?;
+            if kind == "photo" {
+                tx.execute(
+                    "UPDATE attachments SET failed = 0, uploaded = 0 WHERE sha256 = ?1",
+                    [photo],
+                )?;
+                tx.execute("DELETE FROM attention WHERE id = ?1", [mutation_id as i64])?;
+                return Ok(None);
+            }
+            let m: Mutation = serde_json::from_str(&body).map_err(|_| {
+                Error::Invalid(
+                    "this change can no longer be read by the app; it can only be dismissed"
+                        .into(),
+                )
+            })?;
+            let (k, key) = match (ek, ekey) {
+                (Some(k), Some(key)) => (k, key),
+                _ => place_of(tx, s, &m.op)?,
+            };
+            tx.execute("DELETE FROM attention WHERE id = ?1", [mutation_id as i64])?;
+            let id = enqueue(tx, &k, &key, m.op)?;
+            refresh(tx, &k, &key, s.user.id, s.device_id)?;
+            Ok(Some(id))
+        })
     }
 
     /// Unresolved conflicts on every sheet this device can see.
@@ -777,7 +940,7 @@ impl Device {
         } else if live.syncing {
             SyncState::Syncing
         } else if live.last_error.is_some() {
-            SyncState::Offline
+            live.error_state.unwrap_or(SyncState::Offline)
         } else if pending > 0 {
             SyncState::Pending
         } else {
@@ -819,7 +982,19 @@ impl Device {
         criterion: &str,
         f: impl FnOnce(&mut Answer),
     ) -> Result<()> {
+        self.edit_answer_with(product, criterion, f, |_| Ok(()))
+    }
+
+    /// [`Self::edit_answer`] with `before` run first in the same transaction.
+    fn edit_answer_with(
+        &self,
+        product: Uuid,
+        criterion: &str,
+        f: impl FnOnce(&mut Answer),
+        before: impl FnOnce(&Transaction<'_>) -> Result<()>,
+    ) -> Result<()> {
         self.write(|tx, s| {
+            before(tx)?;
             let p = Self::product(tx, product)?;
             let rubric = Self::rubric_of(tx, &p)?;
             let (key, sheet) = Self::my_editable_sheet(tx, s, &p)?;
@@ -831,9 +1006,24 @@ impl Device {
             f(&mut answer);
             score::check_answer(&rubric, criterion, &answer)
                 .map_err(|e| Error::Invalid(e.to_string()))?;
-            let base_rev = server::<SheetState>(tx, SHEET, &key)?
-                .and_then(|x| x.answers.get(criterion).map(|a| a.rev))
-                .unwrap_or(0);
+            // While an earlier edit of this criterion is unacknowledged, keep
+            // its base: the user is still editing on top of the server value
+            // that edit saw. A pull may meanwhile have brought another
+            // device's value into the snapshot; basing on that would
+            // overwrite it without the server ever flagging a conflict.
+            let pending_base = pending_for(tx, SHEET, &key)?.iter().find_map(|m| match &m.op {
+                Op::SetAnswers { answers, .. } => answers
+                    .iter()
+                    .find(|e| e.criterion == criterion)
+                    .map(|e| e.base_rev),
+                _ => None,
+            });
+            let base_rev = match pending_base {
+                Some(b) => b,
+                None => server::<SheetState>(tx, SHEET, &key)?
+                    .and_then(|x| x.answers.get(criterion).map(|a| a.rev))
+                    .unwrap_or(0),
+            };
             let sheet_id = sheet.map_or_else(Uuid::now_v7, |x| x.id);
             enqueue(
                 tx,
@@ -904,7 +1094,15 @@ impl Device {
         self.write(|tx, s| {
             let p = Self::product(tx, product)?;
             let (key, sheet) = Self::my_editable_sheet(tx, s, &p)?;
-            let base_rev = server::<SheetState>(tx, SHEET, &key)?.map_or(0, |x| x.note_rev);
+            // As for answers: an unacknowledged note edit fixes the base.
+            let pending_base = pending_for(tx, SHEET, &key)?.iter().find_map(|m| match &m.op {
+                Op::SetNote { base_rev, .. } => Some(*base_rev),
+                _ => None,
+            });
+            let base_rev = match pending_base {
+                Some(b) => b,
+                None => server::<SheetState>(tx, SHEET, &key)?.map_or(0, |x| x.note_rev),
+            };
             enqueue(
                 tx,
                 SHEET,
@@ -949,16 +1147,28 @@ impl Device {
             std::fs::write(&tmp, bytes)?;
             std::fs::rename(&tmp, &path)?;
         }
-        self.conn().execute(
-            "INSERT OR IGNORE INTO attachments(sha256, size, content_type, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![sha, bytes.len() as i64, content_type, now()],
-        )?;
         let h = sha.clone();
-        self.edit_answer(product, criterion, move |a| {
-            if !a.attachments.contains(&h) {
-                a.attachments.push(h);
-            }
-        })?;
+        let size = bytes.len() as i64;
+        // The photo row and the answer naming it commit together: neither
+        // an upload of a photo no answer uses nor an answer whose photo is
+        // never uploaded.
+        self.edit_answer_with(
+            product,
+            criterion,
+            |a| {
+                if !a.attachments.contains(&h) {
+                    a.attachments.push(h);
+                }
+            },
+            |tx| {
+                tx.execute(
+                    "INSERT INTO attachments(sha256, size, content_type, created_at) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(sha256) DO UPDATE SET failed = 0",
+                    params![sha, size, content_type, now()],
+                )?;
+                Ok(())
+            },
+        )?;
         Ok(sha)
     }
 
@@ -1184,8 +1394,10 @@ impl Device {
         })
     }
 
-    pub(crate) fn api(&self) -> Result<(Api, Session)> {
+    /// The API of the signed-in session, the session, and its generation.
+    pub(crate) fn api(&self) -> Result<(Api, Session, u64)> {
         let c = self.conn();
+        let g = self.generation();
         let s = Self::need_session(&c)?;
         if meta_get(&c, "need_sign_in")?.is_some() {
             return Err(Error::SignInAgain);
@@ -1197,6 +1409,7 @@ impl Device {
                 token: Some(s.token.clone()),
             },
             s,
+            g,
         ))
     }
 }
@@ -1214,9 +1427,55 @@ fn auth_error(f: Failure) -> Error {
 /// Drops everything that belongs to the signed-in user (not the mutation counter).
 fn wipe(tx: &Transaction<'_>) -> Result<()> {
     tx.execute_batch(
-        "DELETE FROM entities; DELETE FROM outbox; DELETE FROM attention; DELETE FROM meta WHERE key IN ('cursor', 'last_success');",
+        "DELETE FROM entities; DELETE FROM outbox; DELETE FROM attention; DELETE FROM attachments;
+         DELETE FROM meta WHERE key IN ('cursor', 'last_success');",
     )?;
     Ok(())
+}
+
+/// The outbox entity a mutation changes (for attention rows stored before
+/// they recorded it).
+fn place_of(c: &Connection, s: &Session, op: &Op) -> Result<(String, String)> {
+    let by_id = |id: Uuid| -> Result<(String, String)> {
+        let key: Option<String> = c
+            .query_row(
+                "SELECT key FROM entities WHERE kind = 'sheet' AND id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        key.map(|k| (SHEET.to_string(), k))
+            .ok_or_else(|| Error::not_found("sheet", id))
+    };
+    Ok(match op {
+        Op::SetAnswers { sheet, .. } | Op::SetNote { sheet, .. } => (
+            SHEET.into(),
+            model::sheet_key(sheet.round_id, sheet.product_id, s.user.id),
+        ),
+        Op::SetParticipation {
+            round_id,
+            product_id,
+            user_id,
+            ..
+        } => (
+            PARTICIPATION.into(),
+            model::participation_key(*round_id, *product_id, *user_id),
+        ),
+        Op::Finalize {
+            round_id,
+            product_id,
+            ..
+        }
+        | Op::Release {
+            round_id,
+            product_id,
+        } => (DECISION.into(), model::decision_key(*round_id, *product_id)),
+        Op::Submit { sheet_id }
+        | Op::Reopen { sheet_id, .. }
+        | Op::ResolveConflict { sheet_id, .. } => by_id(*sheet_id)?,
+        #[allow(unreachable_patterns)]
+        _ => return Err(Error::Invalid("this change cannot be sent again".into())),
+    })
 }
 
 fn conflict_views(sheet: &SheetState, device: Uuid) -> Vec<ConflictView> {

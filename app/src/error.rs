@@ -38,6 +38,14 @@ pub enum Error {
     /// The server refused a request permanently (4xx other than 401/408/429).
     #[error("server refused the request: {0}")]
     Refused(String),
+    /// The server cannot understand this app's requests (a whole push
+    /// refused with 400/403/404/409/422): update the app; the outbox is kept.
+    #[error("the app and the server are incompatible; update the app (unsent work is kept): {0}")]
+    Incompatible(String),
+    /// The user signed out or someone else signed in while a sync ran; what
+    /// that sync fetched was not kept.
+    #[error("the session changed during sync; nothing from that sync was kept")]
+    SessionChanged,
     #[error("local storage failed: {0}")]
     Storage(String),
     #[error("local file error: {0}")]
@@ -57,6 +65,8 @@ impl Error {
             Error::NotAllowed(_) => "not_allowed",
             Error::Offline(_) => "offline",
             Error::Refused(_) => "refused",
+            Error::Incompatible(_) => "incompatible",
+            Error::SessionChanged => "session_changed",
             Error::Storage(_) => "storage",
             Error::Io(_) => "io",
         }

@@ -141,6 +141,33 @@ impl Api {
         finish(rb.send().await).await
     }
 
+    /// Downloads one attachment's bytes (the caller checks their hash).
+    pub async fn get_attachment(&self, sha: &str) -> Result<Vec<u8>, Failure> {
+        let mut rb = self
+            .http
+            .get(format!("{}/{sha}", url(&self.base, paths::ATTACHMENTS)));
+        if let Some(t) = &self.token {
+            rb = rb.bearer_auth(t);
+        }
+        let resp = rb.send().await.map_err(|e| send_failure(&e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| Failure::Transient(format!("the photo was cut off: {e}")))?;
+        match classify_status(status) {
+            StatusClass::Success => Ok(bytes.to_vec()),
+            StatusClass::Unauthorized => Err(Failure::Unauthorized),
+            StatusClass::Transient => Err(Failure::Transient(format!(
+                "photo download failed (http {status})"
+            ))),
+            StatusClass::Permanent => Err(Failure::Permanent {
+                status,
+                message: message_of(&bytes).unwrap_or_else(|| format!("http {status}")),
+            }),
+        }
+    }
+
     /// Uploads one attachment; when the server already holds part of it
     /// (a 409 naming `received`), sends only the rest.
     pub async fn put_attachment(

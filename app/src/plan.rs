@@ -106,11 +106,35 @@ pub fn after_attempt(outcome: &Result<(), Failure>, attempt: u32, jitter: f64) -
     }
 }
 
-/// After a permanent refusal of a whole push batch of `len` mutations: send
-/// half as many to find the one at fault, or, when it is one mutation, set it
-/// aside (returns `None`).
-pub fn split_after_refusal(len: usize) -> Option<usize> {
-    (len > 1).then_some(len / 2)
+/// What to do when the server refuses a whole push request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushRefusal {
+    /// The batch is too large (413): send this many of it next.
+    Halve(usize),
+    /// A single mutation is too large for the server: set it aside.
+    SetAside,
+    /// The request as a whole cannot be understood or is not allowed
+    /// (400, 403, 404, 409, 422, ...): every mutation would meet the same
+    /// answer, so the app and the server are incompatible. Keep the outbox,
+    /// stop, and ask for an app update.
+    Incompatible,
+    /// Not a refusal of this request (401, 408, 425, 429, 5xx): retry later, unchanged.
+    Retry,
+}
+
+/// After the server refused a whole push of `len` mutations with `status`.
+/// Only a 413 says something about the size of this batch; splitting on any
+/// other 4xx would move the whole outbox to "needs attention" one by one.
+pub fn on_push_refusal(status: u16, len: usize) -> PushRefusal {
+    match status {
+        413 if len > 1 => PushRefusal::Halve(len / 2),
+        413 => PushRefusal::SetAside,
+        401 | 408 | 425 | 429 => PushRefusal::Retry,
+        400..=499 => PushRefusal::Incompatible,
+        // status 0: the request could not even be built (a bad server address).
+        0 => PushRefusal::Incompatible,
+        _ => PushRefusal::Retry,
+    }
 }
 
 #[cfg(test)]
@@ -171,9 +195,25 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_batch_is_halved_down_to_one() {
-        assert_eq!(split_after_refusal(500), Some(250));
-        assert_eq!(split_after_refusal(2), Some(1));
-        assert_eq!(split_after_refusal(1), None);
+    fn only_a_413_halves_the_batch_down_to_one_mutation_set_aside() {
+        assert_eq!(on_push_refusal(413, 500), PushRefusal::Halve(250));
+        assert_eq!(on_push_refusal(413, 2), PushRefusal::Halve(1));
+        assert_eq!(on_push_refusal(413, 1), PushRefusal::SetAside);
+    }
+
+    #[test]
+    fn any_other_whole_request_4xx_means_incompatible_and_never_sets_aside() {
+        for s in [400, 403, 404, 405, 409, 410, 415, 422] {
+            for len in [1, 2, 500] {
+                assert_eq!(on_push_refusal(s, len), PushRefusal::Incompatible, "{s} {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn unauthorized_timeouts_and_rate_limits_are_retried_not_refused() {
+        for s in [401, 408, 425, 429, 500, 503] {
+            assert_eq!(on_push_refusal(s, 10), PushRefusal::Retry, "{s}");
+        }
     }
 }

@@ -48,6 +48,12 @@ pub enum SyncState {
     Offline,
     /// The server refused the token: sign in again (nothing was deleted).
     SignInAgain,
+    /// The server cannot understand this app's requests: update the app
+    /// (the outbox is kept and goes up after the update).
+    UpdateApp,
+    /// The server refused a request for good, or local storage failed:
+    /// retrying alone is unlikely to help; `last_error` says what happened.
+    Failed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,6 +77,19 @@ pub(crate) struct Live {
     pub syncing: bool,
     pub progress: Option<Progress>,
     pub last_error: Option<Words>,
+    /// Which state `last_error` puts the device in (`Offline` when retrying helps).
+    pub error_state: Option<SyncState>,
+}
+
+pub(crate) fn update_app_words(detail: &str) -> Words {
+    Words::new(
+        format!(
+            "Ứng dụng và máy chủ không còn tương thích: hãy cập nhật ứng dụng (dữ liệu chưa gửi vẫn được giữ) ({detail})"
+        ),
+        format!(
+            "the app and the server are incompatible: update the app (unsent work is kept) ({detail})"
+        ),
+    )
 }
 
 pub(crate) fn offline_words(detail: &str) -> Words {

@@ -13,15 +13,17 @@ use ocop_shared::wire::{
 };
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
+use sha2::Digest;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::device::{Device, Session, count, meta_get, meta_set, now, refresh};
+use crate::device::{Device, Session, count, meta_get, meta_set, now, refresh, server};
 use crate::error::{Error, Result};
 use crate::model::{self, DECISION, PARTICIPATION, SHEET};
+use ocop_shared::wire::{ConflictField, DecisionInfo, ParticipationInfo};
 use crate::net::{self, Api};
-use crate::plan::{self, Failure, Next, Pending};
-use crate::status::{self, Phase, Progress};
+use crate::plan::{self, Failure, Next, Pending, PushRefusal};
+use crate::status::{self, Phase, Progress, SyncState};
 
 /// What one `sync_now` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -34,10 +36,17 @@ pub struct SyncReport {
     pub pulled_changes: u64,
     pub pull_requests: u64,
     pub attachments_uploaded: u64,
+    /// Other members' photos fetched for sheets this device can see.
+    pub attachments_downloaded: u64,
 }
 
 enum Stop {
     Net(Failure),
+    /// The server cannot understand this app's push as a whole.
+    Incompatible {
+        status: u16,
+        message: String,
+    },
     Local(Error),
 }
 
@@ -64,48 +73,68 @@ impl Device {
     /// any time; concurrent calls wait for each other.
     pub async fn sync_now(&self) -> Result<SyncReport> {
         let _one_at_a_time = self.gate.lock().await;
-        let (api, session) = self.api()?;
+        let (api, session, generation) = self.api()?;
         {
             let mut l = self.live();
             l.syncing = true;
             l.progress = None;
         }
         let mut report = SyncReport::default();
-        let r = self.sync_inner(&api, &session, &mut report).await;
+        let r = self
+            .sync_inner(&api, &session, generation, &mut report)
+            .await;
         {
             let mut l = self.live();
             l.syncing = false;
             l.progress = None;
         }
+        let fail = |words: status::Words, state: SyncState| {
+            let mut l = self.live();
+            l.last_error = Some(words);
+            l.error_state = Some(state);
+        };
         match r {
             Ok(()) => {
-                meta_set(
-                    &self.conn(),
-                    "last_success",
-                    &crate::device::with_clock(self.skew(), now),
-                )?;
-                self.live().last_error = None;
+                let mut l = self.live();
+                l.last_error = None;
+                l.error_state = None;
                 Ok(report)
             }
+            // Signed out or someone else signed in meanwhile: nothing to report
+            // to the new session, and nothing of the old one was written.
+            Err(Stop::Local(Error::SessionChanged)) => Err(Error::SessionChanged),
             Err(Stop::Net(Failure::Unauthorized)) => {
                 // Keep the token row and every local change: only a new sign-in helps.
-                meta_set(&self.conn(), "need_sign_in", "1")?;
+                let c = self.conn();
+                if self.generation() == generation {
+                    meta_set(&c, "need_sign_in", "1")?;
+                }
                 Err(Error::SignInAgain)
             }
             Err(Stop::Net(Failure::Transient(m))) => {
-                self.live().last_error = Some(status::offline_words(&m));
+                fail(status::offline_words(&m), SyncState::Offline);
                 Err(Error::Offline(m))
             }
             Err(Stop::Net(Failure::Permanent { status, message })) => {
-                self.live().last_error =
-                    Some(status::refused_words(&format!("http {status}: {message}")));
+                fail(
+                    status::refused_words(&format!("http {status}: {message}")),
+                    SyncState::Failed,
+                );
                 Err(Error::Refused(message))
             }
+            Err(Stop::Incompatible { status, message }) => {
+                let detail = format!("http {status}: {message}");
+                fail(status::update_app_words(&detail), SyncState::UpdateApp);
+                Err(Error::Incompatible(detail))
+            }
             Err(Stop::Local(e)) => {
-                self.live().last_error = Some(status::Words::new(
-                    format!("Lỗi lưu trữ trên máy: {e}"),
-                    format!("local storage error: {e}"),
-                ));
+                fail(
+                    status::Words::new(
+                        format!("Lỗi lưu trữ trên máy: {e}"),
+                        format!("local storage error: {e}"),
+                    ),
+                    SyncState::Failed,
+                );
                 Err(e)
             }
         }
@@ -119,18 +148,44 @@ impl Device {
         &self,
         api: &Api,
         s: &Session,
+        g: u64,
         report: &mut SyncReport,
     ) -> Result<(), Stop> {
-        let missing = self.push_all(api, s, report).await?;
-        self.pull_all(api, s, report).await?;
-        self.upload_attachments(api, &missing, report).await?;
-        Ok(())
+        let missing = self.push_all(api, s, g, report).await?;
+        self.pull_all(api, s, g, report).await?;
+        // Text is in sync now: photos going up or down must not hide that.
+        {
+            let c = self.conn();
+            self.same_session(g)?;
+            meta_set(
+                &c,
+                "last_success",
+                &crate::device::with_clock(self.skew(), now),
+            )?;
+        }
+        let up = self.upload_attachments(api, g, &missing, report).await;
+        let down = self.download_attachments(api, g, report).await;
+        up?;
+        down
+    }
+
+    /// Whether the session this sync started with is still the signed-in
+    /// one. Called with the database lock held, inside the transaction that
+    /// writes, so sign-out and sign-in (which bump the generation under the
+    /// same lock) can never interleave with a write of the old session.
+    pub(crate) fn same_session(&self, g: u64) -> Result<()> {
+        if self.generation() == g {
+            Ok(())
+        } else {
+            Err(Error::SessionChanged)
+        }
     }
 
     async fn push_all(
         &self,
         api: &Api,
         s: &Session,
+        g: u64,
         report: &mut SyncReport,
     ) -> Result<Vec<String>, Stop> {
         let total = count(&self.conn(), "SELECT COUNT(*) FROM outbox")?;
@@ -144,6 +199,7 @@ impl Device {
             let batch: Vec<(u64, String)> = {
                 let mut c = self.conn();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                self.same_session(g)?;
                 let rows: Vec<(u64, String)> = {
                     let mut st =
                         tx.prepare_cached("SELECT id, body FROM outbox ORDER BY id LIMIT ?1")?;
@@ -170,34 +226,60 @@ impl Device {
                 tx.commit()?;
                 rows.into_iter().take(n).collect()
             };
-            let n = batch.len();
-            if n == 0 {
+            if batch.is_empty() {
                 return Ok(missing);
             }
-            let mutations: Vec<Mutation> = batch
-                .iter()
-                .map(|(_, b)| serde_json::from_str(b))
-                .collect::<serde_json::Result<_>>()?;
+            // A row that no longer decodes (damaged, or written in a format
+            // this build cannot read) is set aside with its raw text: it must
+            // not block every mutation queued after it.
+            let mut mutations: Vec<Mutation> = Vec::with_capacity(batch.len());
+            let mut unreadable = Vec::new();
+            for (id, b) in &batch {
+                match serde_json::from_str(b) {
+                    Ok(m) => mutations.push(m),
+                    Err(e) => unreadable.push((*id, e.to_string())),
+                }
+            }
+            if !unreadable.is_empty() {
+                self.set_aside_unreadable(s, g, &unreadable)?;
+                report.rejected += unreadable.len() as u64;
+                done += unreadable.len() as u64;
+            }
+            let n = mutations.len();
+            if n == 0 {
+                continue;
+            }
             report.push_requests += 1;
             match api.push(&net::push_request(mutations.clone())).await {
                 Ok(resp) => {
                     check_answers(&mutations, &resp).map_err(Stop::Net)?;
-                    self.apply_push(s, &mutations, &resp, report)?;
+                    self.apply_push(s, g, &mutations, &resp, report)?;
                     missing.extend(resp.missing_attachments.iter().cloned());
                     done += n as u64;
                 }
-                Err(Failure::Permanent { status, message })
-                    if matches!(status, 400 | 413 | 422) =>
-                {
-                    // The server refused the batch as a whole: narrow it down
-                    // to the one mutation at fault, then set that one aside.
-                    match plan::split_after_refusal(n) {
-                        Some(k) => limit = k,
-                        None => {
-                            self.set_aside(s, &mutations[0], &format!("http_{status}"), &message)?;
+                Err(Failure::Permanent { status, message }) => {
+                    match plan::on_push_refusal(status, n) {
+                        // Too large: narrow it down to the one mutation at fault.
+                        PushRefusal::Halve(k) => limit = k,
+                        PushRefusal::SetAside => {
+                            self.set_aside(
+                                s,
+                                g,
+                                &mutations[0],
+                                &format!("http_{status}"),
+                                &message,
+                            )?;
                             report.rejected += 1;
                             done += 1;
                             limit = MAX_BATCH_MUTATIONS;
+                        }
+                        PushRefusal::Incompatible => {
+                            return Err(Stop::Incompatible { status, message });
+                        }
+                        PushRefusal::Retry => {
+                            return Err(Stop::Net(Failure::Transient(format!(
+                                "http {status}: {message}"
+                            ))));
                         }
                     }
                 }
@@ -208,9 +290,17 @@ impl Device {
 
     /// Moves a mutation from the outbox to "needs attention" and drops its
     /// effect from the local view.
-    fn set_aside(&self, s: &Session, m: &Mutation, code: &str, reason: &str) -> Result<()> {
+    fn set_aside(
+        &self,
+        s: &Session,
+        g: u64,
+        m: &Mutation,
+        code: &str,
+        reason: &str,
+    ) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.same_session(g)?;
         let touched = set_aside_tx(&tx, m, code, reason)?;
         if let Some((k, key)) = touched {
             refresh(&tx, &k, &key, s.user.id, s.device_id)?;
@@ -219,15 +309,49 @@ impl Device {
         Ok(())
     }
 
+    /// Moves outbox rows that do not decode to "needs attention", raw text kept.
+    fn set_aside_unreadable(&self, s: &Session, g: u64, rows: &[(u64, String)]) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.same_session(g)?;
+        let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
+        for (id, err) in rows {
+            let row: Option<(String, String, String)> = tx
+                .query_row(
+                    "SELECT entity_kind, entity_key, body FROM outbox WHERE id = ?1",
+                    [*id as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()?;
+            let Some((kind, key, body)) = row else {
+                continue;
+            };
+            tx.execute(
+                "INSERT OR REPLACE INTO attention(id, body, code, reason, at, kind, entity_kind, entity_key)
+                 VALUES (?1, ?2, 'unreadable', ?3, ?4, 'unreadable', ?5, ?6)",
+                params![*id as i64, body, err, now(), kind, key],
+            )?;
+            tx.execute("DELETE FROM outbox WHERE id = ?1", [*id as i64])?;
+            touched.insert((kind, key));
+        }
+        for (k, key) in &touched {
+            refresh(&tx, k, key, s.user.id, s.device_id)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn apply_push(
         &self,
         s: &Session,
+        g: u64,
         ms: &[Mutation],
         resp: &PushResponse,
         report: &mut SyncReport,
     ) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.same_session(g)?;
         let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
         for (m, r) in ms.iter().zip(&resp.results) {
             match r.outcome.original() {
@@ -270,7 +394,13 @@ impl Device {
         Ok(())
     }
 
-    async fn pull_all(&self, api: &Api, s: &Session, report: &mut SyncReport) -> Result<(), Stop> {
+    async fn pull_all(
+        &self,
+        api: &Api,
+        s: &Session,
+        g: u64,
+        report: &mut SyncReport,
+    ) -> Result<(), Stop> {
         let mut cursor: u64 = meta_get(&self.conn(), "cursor")?
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
@@ -286,7 +416,7 @@ impl Device {
                     "the server's pull cursor did not advance".into(),
                 )));
             }
-            self.apply_page(s, &page)?;
+            self.apply_page(s, g, &page)?;
             report.pulled_changes += page.changes.len() as u64;
             cursor = page.next_cursor;
             if !page.has_more {
@@ -297,9 +427,10 @@ impl Device {
 
     /// One page, one transaction: entities upserted, pending edits re-laid,
     /// cursor advanced — all or nothing.
-    fn apply_page(&self, s: &Session, page: &PullResponse) -> Result<()> {
+    fn apply_page(&self, s: &Session, g: u64, page: &PullResponse) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.same_session(g)?;
         let mut touched: BTreeSet<(&'static str, String)> = BTreeSet::new();
         for ch in &page.changes {
             let p = model::place(&ch.entity);
@@ -352,19 +483,22 @@ impl Device {
     async fn upload_attachments(
         &self,
         api: &Api,
+        g: u64,
         missing: &[String],
         report: &mut SyncReport,
     ) -> Result<(), Stop> {
         {
             let c = self.conn();
+            self.same_session(g)?;
             for m in missing {
                 c.execute("UPDATE attachments SET uploaded = 0 WHERE sha256 = ?1", [m])?;
             }
         }
         let todo: Vec<(String, String)> = {
             let c = self.conn();
-            let mut st =
-                c.prepare("SELECT sha256, content_type FROM attachments WHERE uploaded = 0")?;
+            let mut st = c.prepare(
+                "SELECT sha256, content_type FROM attachments WHERE uploaded = 0 AND failed = 0",
+            )?;
             st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?
         };
@@ -373,24 +507,119 @@ impl Device {
             self.progress(Phase::Attachments, i as u64, Some(total));
             let bytes = match std::fs::read(self.attachment_path(&sha)) {
                 Ok(b) => b,
-                Err(_) => continue,
+                Err(e) => {
+                    self.photo_failed(g, &sha, "file_missing", &e.to_string())?;
+                    continue;
+                }
             };
             match api.put_attachment(&sha, &ct, bytes).await {
                 Ok(()) => {
-                    self.conn().execute(
+                    let c = self.conn();
+                    self.same_session(g)?;
+                    c.execute(
                         "UPDATE attachments SET uploaded = 1 WHERE sha256 = ?1",
                         [&sha],
                     )?;
                     report.attachments_uploaded += 1;
                 }
-                // A photo the server will never take stays here, listed as not uploaded;
-                // it must not stop text from syncing.
-                Err(Failure::Permanent { .. }) => {}
+                // A photo the server will never take must not stop text from
+                // syncing, nor vanish unnoticed: it is listed in "needs attention".
+                Err(Failure::Permanent { status, message }) => {
+                    self.photo_failed(g, &sha, &format!("http_{status}"), &message)?;
+                }
                 Err(e) => return Err(Stop::Net(e)),
             }
         }
         Ok(())
     }
+
+    /// Marks a photo as refused for good and lists it in "needs attention"
+    /// (under an id from the mutation counter, so it never collides).
+    fn photo_failed(&self, g: u64, sha: &str, code: &str, reason: &str) -> Result<()> {
+        let mut c = self.conn();
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.same_session(g)?;
+        tx.execute("UPDATE attachments SET failed = 1 WHERE sha256 = ?1", [sha])?;
+        let id: u64 = meta_get(&tx, "next_mutation_id")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        meta_set(&tx, "next_mutation_id", &(id + 1).to_string())?;
+        tx.execute(
+            "INSERT INTO attention(id, body, code, reason, at, kind, photo) VALUES (?1, '', ?2, ?3, ?4, 'photo', ?5)",
+            params![id as i64, code, reason, now(), sha],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Fetches photos that sheets this device can see refer to but that are
+    /// not on this device (other members' evidence, for a chair). Best effort:
+    /// a photo that fails is tried again at the next sync.
+    async fn download_attachments(
+        &self,
+        api: &Api,
+        g: u64,
+        report: &mut SyncReport,
+    ) -> Result<(), Stop> {
+        let wanted: BTreeSet<String> = {
+            let c = self.conn();
+            // A cheap filter first: only sheets with a non-empty attachment list are parsed.
+            let mut st = c.prepare(
+                "SELECT local_json FROM entities WHERE kind = 'sheet' AND local_json LIKE '%\"attachments\":[\"%'",
+            )?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = BTreeSet::new();
+            for r in rows {
+                let sheet: SheetState = serde_json::from_str(&r?)?;
+                for a in sheet.answers.values() {
+                    out.extend(a.answer.attachments.iter().cloned());
+                }
+            }
+            out
+        };
+        let mut first_failure = None;
+        for sha in wanted {
+            if !is_sha256(&sha) || self.attachment_path(&sha).exists() {
+                continue;
+            }
+            match api.get_attachment(&sha).await {
+                Ok(bytes) => {
+                    // Content-addressed: bytes that do not hash to their name are not kept.
+                    if hex::encode(sha2::Sha256::digest(&bytes)) != sha {
+                        first_failure.get_or_insert(Failure::Transient(format!(
+                            "photo {sha} arrived damaged"
+                        )));
+                        continue;
+                    }
+                    let c = self.conn();
+                    self.same_session(g)?;
+                    let path = self.attachment_path(&sha);
+                    let tmp = path.with_extension("part");
+                    std::fs::write(&tmp, &bytes).map_err(Error::from)?;
+                    std::fs::rename(&tmp, &path).map_err(Error::from)?;
+                    c.execute(
+                        "INSERT OR IGNORE INTO attachments(sha256, size, content_type, uploaded, created_at)
+                         VALUES (?1, ?2, 'application/octet-stream', 1, ?3)",
+                        params![sha, bytes.len() as i64, now()],
+                    )?;
+                    report.attachments_downloaded += 1;
+                }
+                Err(Failure::Unauthorized) => return Err(Stop::Net(Failure::Unauthorized)),
+                Err(e) => {
+                    first_failure.get_or_insert(e);
+                }
+            }
+        }
+        match first_failure {
+            // A photo the server does not have (yet) is not worth an error banner.
+            None | Some(Failure::Permanent { .. }) => Ok(()),
+            Some(e) => Err(Stop::Net(e)),
+        }
+    }
+}
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// The push answer must be one result per mutation, in order; anything else
@@ -427,8 +656,17 @@ fn set_aside_tx(
 ) -> Result<Option<(String, String)>> {
     let e = entity_of(tx, m.id)?;
     tx.execute(
-        "INSERT OR REPLACE INTO attention(id, body, code, reason, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![m.id as i64, serde_json::to_string(m)?, code, reason, now()],
+        "INSERT OR REPLACE INTO attention(id, body, code, reason, at, kind, entity_kind, entity_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'mutation', ?6, ?7)",
+        params![
+            m.id as i64,
+            serde_json::to_string(m)?,
+            code,
+            reason,
+            now(),
+            e.as_ref().map(|x| &x.0),
+            e.as_ref().map(|x| &x.1)
+        ],
     )?;
     tx.execute("DELETE FROM outbox WHERE id = ?1", [m.id as i64])?;
     Ok(e)
@@ -436,7 +674,9 @@ fn set_aside_tx(
 
 /// Removes an acknowledged mutation and folds what it did into the server
 /// snapshot, so the next edit names the right base revision even before the
-/// next pull. `applied`: for a conflict outcome, the criteria that did apply.
+/// next pull, and the local view keeps showing what the server accepted
+/// (a reopen, a decision, an abstention) until a pull replaces it.
+/// `applied`: for a conflict outcome, the criteria that did apply.
 fn ack(
     tx: &Transaction<'_>,
     s: &Session,
@@ -449,6 +689,27 @@ fn ack(
         return Ok(None);
     };
     tx.execute("DELETE FROM outbox WHERE id = ?1", [m.id as i64])?;
+    // Conflict outcomes only come from answer and note edits.
+    let folds = applied.is_none();
+    if kind == PARTICIPATION && folds {
+        let v = model::participation_view(
+            server::<ParticipationInfo>(tx, &kind, &key)?,
+            std::slice::from_ref(m),
+        );
+        set_snapshot(tx, &kind, &key, v.as_ref())?;
+        return Ok(Some((kind, key)));
+    }
+    if kind == DECISION && folds {
+        let prev: Option<DecisionInfo> = crate::device::local(tx, &kind, &key)?;
+        let v = model::decision_view(
+            server::<DecisionInfo>(tx, &kind, &key)?,
+            prev,
+            std::slice::from_ref(m),
+            s.user.id,
+        );
+        set_snapshot(tx, &kind, &key, v.as_ref())?;
+        return Ok(Some((kind, key)));
+    }
     if kind != SHEET {
         return Ok(Some((kind, key)));
     }
@@ -500,6 +761,47 @@ fn ack(
                 sn.status = SheetStatus::Submitted;
             }
         }
+        Op::Reopen { reason, .. } => {
+            if let Some(sn) = snap.as_mut() {
+                sn.status = SheetStatus::Reopened;
+                sn.reopen_reason = Some(reason.clone());
+            }
+        }
+        Op::ResolveConflict {
+            conflict_id,
+            answer,
+            note,
+            ..
+        } => {
+            if let Some(sn) = snap.as_mut() {
+                let field = sn
+                    .conflicts
+                    .iter_mut()
+                    .find(|c| c.id == *conflict_id)
+                    .map(|c| {
+                        c.resolved = true;
+                        c.field.clone()
+                    });
+                match (field, answer, note) {
+                    (Some(ConflictField::Answer { criterion, .. }), Some(a), _) => {
+                        sn.answers.insert(
+                            criterion,
+                            AnswerState {
+                                answer: a.clone(),
+                                rev: seq,
+                                device_id: s.device_id,
+                            },
+                        );
+                    }
+                    (Some(ConflictField::Note { .. }), _, Some(n)) => {
+                        sn.note = n.clone();
+                        sn.note_rev = seq;
+                    }
+                    _ => {}
+                }
+                sn.revision = sn.revision.max(seq);
+            }
+        }
         _ => {}
     }
     if let Some(sn) = snap {
@@ -509,6 +811,23 @@ fn ack(
         )?;
     }
     Ok(Some((kind, key)))
+}
+
+/// Replaces a participation's or decision's server snapshot with what the
+/// server just acknowledged (a pull brings the authoritative one later).
+fn set_snapshot<T: Serialize>(
+    tx: &Transaction<'_>,
+    kind: &str,
+    key: &str,
+    v: Option<&T>,
+) -> Result<()> {
+    if let Some(v) = v {
+        tx.execute(
+            "UPDATE entities SET server_json = ?1 WHERE kind = ?2 AND key = ?3",
+            params![serde_json::to_string(v)?, kind, key],
+        )?;
+    }
+    Ok(())
 }
 
 /// The server mapped this slot's sheet onto `new`: follow it locally, and in
@@ -526,7 +845,10 @@ fn rekey(tx: &Transaction<'_>, key: &str, old: Uuid, new: Uuid) -> Result<()> {
             .collect::<rusqlite::Result<_>>()?
     };
     for (id, body) in rows {
-        let mut m: Mutation = serde_json::from_str(&body)?;
+        // An unreadable row is set aside at the next push; it cannot be re-keyed.
+        let Ok(mut m) = serde_json::from_str::<Mutation>(&body) else {
+            continue;
+        };
         model::rekey_op(&mut m.op, old, new);
         tx.execute(
             "UPDATE outbox SET body = ?1 WHERE id = ?2",
