@@ -160,3 +160,33 @@ impl IntoResponse for Error {
         (status, axum::Json(self.body())).into_response()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_constraint_violation_is_a_409_conflict_without_internals() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (code TEXT UNIQUE); INSERT INTO t VALUES ('SP-01');")
+            .unwrap();
+        let e: Error = conn
+            .execute("INSERT INTO t VALUES ('SP-01')", [])
+            .unwrap_err()
+            .into();
+        assert_eq!(e.code(), ErrorCode::Conflict);
+        let body = e.body();
+        assert_eq!(body.code, ErrorCode::Conflict);
+        assert!(!body.message.contains("t.code"), "{}", body.message);
+        assert!(body.message.contains("already exists"), "{}", body.message);
+        let other: Error = conn
+            .execute("INSERT INTO nope VALUES (1)", [])
+            .unwrap_err()
+            .into();
+        assert_eq!(
+            other.code(),
+            ErrorCode::Internal,
+            "other sqlite errors stay 500"
+        );
+    }
+}

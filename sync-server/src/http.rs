@@ -57,7 +57,7 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// The generated admin password at first start (print it once).
     pub first_admin_password: Option<String>,
-    limiter: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
+    limiter: Arc<FailureLimiter>,
     uploads: Arc<tokio::sync::Mutex<()>>,
     fault_exit_after_commit: bool,
 }
@@ -90,16 +90,39 @@ impl AppState {
         self.data_dir.join("attachments")
     }
 
-    /// Whether `key` is over its failure budget. Prunes failures older than
-    /// the window from every key and drops emptied keys, so that guessing
-    /// many usernames cannot grow the map without bound.
     fn rate_limited(&self, key: &str) -> bool {
-        let mut map = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
+        self.limiter.is_limited(key, Instant::now())
+    }
+
+    fn record_failure(&self, key: &str) {
+        self.limiter.record(key, Instant::now());
+    }
+
+    fn clear_failures(&self, key: &str) {
+        self.limiter.clear(key);
+    }
+}
+
+/// Failed attempts per key within the last [`LOGIN_WINDOW`].
+#[derive(Default)]
+struct FailureLimiter {
+    map: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl FailureLimiter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Instant>>> {
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `key` is over its budget at `now`. Prunes expired failures of
+    /// every key and drops emptied keys, so that failures under many
+    /// usernames or addresses cannot grow the map without bound.
+    fn is_limited(&self, key: &str, now: Instant) -> bool {
+        let mut map = self.lock();
         map.retain(|_, q| {
             while q
                 .front()
-                .is_some_and(|t| now.duration_since(*t) > LOGIN_WINDOW)
+                .is_some_and(|t| now.saturating_duration_since(*t) > LOGIN_WINDOW)
             {
                 q.pop_front();
             }
@@ -109,21 +132,54 @@ impl AppState {
             .is_some_and(|q| q.len() >= LOGIN_FAILURES_PER_MINUTE)
     }
 
-    /// Keys the login limiter currently tracks (tests check it shrinks).
-    pub fn rate_limiter_keys(&self) -> usize {
-        self.limiter.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    fn record_failure(&self, key: &str) {
-        let mut map = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(key.to_string())
+    fn record(&self, key: &str, now: Instant) {
+        self.lock()
+            .entry(key.to_string())
             .or_default()
-            .push_back(Instant::now());
+            .push_back(now);
     }
 
-    fn clear_failures(&self, key: &str) {
-        let mut map = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        map.remove(key);
+    fn clear(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    #[cfg(test)]
+    fn keys(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod limiter_tests {
+    use super::*;
+
+    #[test]
+    fn limiter_forgets_keys_whose_failures_are_older_than_the_window() {
+        let l = FailureLimiter::default();
+        let t0 = Instant::now();
+        for i in 0..100 {
+            l.record(&format!("login:guess{i}:10.0.0.1"), t0);
+        }
+        assert_eq!(l.keys(), 100);
+        assert!(
+            !l.is_limited("login:guess0:10.0.0.1", t0),
+            "one failure each"
+        );
+        let later = t0 + LOGIN_WINDOW + Duration::from_secs(1);
+        assert!(!l.is_limited("login:other:10.0.0.1", later));
+        assert_eq!(l.keys(), 0, "expired keys are dropped, not kept empty");
+    }
+
+    #[test]
+    fn limiter_limits_after_the_budget_within_the_window_only() {
+        let l = FailureLimiter::default();
+        let t0 = Instant::now();
+        for _ in 0..LOGIN_FAILURES_PER_MINUTE {
+            assert!(!l.is_limited("k", t0));
+            l.record("k", t0);
+        }
+        assert!(l.is_limited("k", t0 + Duration::from_secs(59)));
+        assert!(!l.is_limited("k", t0 + LOGIN_WINDOW + Duration::from_secs(1)));
     }
 }
 

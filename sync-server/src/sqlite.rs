@@ -1703,6 +1703,9 @@ struct Visibility {
     released: HashSet<Uuid>,
     /// Products where I am vice-chair and preside because the chair is recused.
     presiding: HashSet<Uuid>,
+    /// Products I am recused from: as chair I then read them like a member
+    /// (blind until release), since someone else presides.
+    recused: HashSet<Uuid>,
     users: HashSet<Uuid>,
 }
 
@@ -1715,6 +1718,7 @@ impl Visibility {
             rounds: HashMap::new(),
             released: HashSet::new(),
             presiding: HashSet::new(),
+            recused: HashSet::new(),
             users: HashSet::from([me]),
         };
         if v.admin {
@@ -1729,6 +1733,13 @@ impl Visibility {
         for r in rows {
             let (round, role) = r?;
             v.rounds.insert(uuid_col(round)?, enum_from(&role)?);
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT product_id FROM participations WHERE user_id = ?1 AND participation = 'recused'",
+        )?;
+        let rows = stmt.query_map(params![me.to_string()], |r| r.get::<_, String>(0))?;
+        for r in rows {
+            v.recused.insert(uuid_col(r?)?);
         }
         for (round, role) in &v.rounds {
             if *role == CouncilRole::ViceChair {
@@ -1768,7 +1779,12 @@ impl Visibility {
         }
         match self.rounds.get(&round) {
             None => SheetView::Hidden,
-            Some(CouncilRole::Chair) => SheetView::Full,
+            Some(CouncilRole::Chair)
+                if !self.recused.contains(&product) || self.released.contains(&product) =>
+            {
+                SheetView::Full
+            }
+            Some(CouncilRole::Chair) => SheetView::Hidden,
             Some(CouncilRole::Secretary) => SheetView::Progress,
             Some(CouncilRole::ViceChair | CouncilRole::Member) => {
                 if self.released.contains(&product) || self.presiding.contains(&product) {
@@ -1786,7 +1802,8 @@ impl Visibility {
         }
         match self.rounds.get(&round) {
             None => false,
-            Some(CouncilRole::Chair | CouncilRole::Secretary) => true,
+            Some(CouncilRole::Chair) if !self.recused.contains(&product) => true,
+            Some(CouncilRole::Secretary) => true,
             Some(_) => self.released.contains(&product) || self.presiding.contains(&product),
         }
     }

@@ -303,6 +303,21 @@ async fn attachments_resume_verify_and_refuse_oversize() {
             .unwrap()
             .contains(&ocop_shared::wire::MAX_ATTACHMENT_BYTES.to_string())
     );
+    // An offset whose end overflows u64: 400 in the one error shape, no panic.
+    let r = d
+        .raw(
+            reqwest::Method::PUT,
+            &format!("{}/{liar}?offset={}", paths::ATTACHMENTS, u64::MAX),
+        )
+        .await
+        .body(vec![1u8; 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: ocop_shared::wire::ErrorBody = r.json().await.unwrap();
+    assert_eq!(body.code, ocop_shared::wire::ErrorCode::BadRequest);
+    assert!(body.message.contains("offset"), "{}", body.message);
     // Not a sha-256: 400.
     let r = d
         .raw(

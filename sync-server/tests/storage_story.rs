@@ -316,3 +316,25 @@ fn a_round_from_enrolment_to_release_through_the_store_trait() {
         .expect("newer schema refused");
     assert!(err.to_string().contains("newer"), "{err}");
 }
+
+#[test]
+fn negative_schema_version_is_refused_not_read_as_a_huge_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite3");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", -1).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path)
+        .err()
+        .expect("negative schema version refused");
+    assert!(err.to_string().contains("user_version is -1"), "{err}");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "nothing was migrated into a foreign file");
+}
