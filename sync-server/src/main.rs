@@ -70,6 +70,11 @@ enum AdminCmd {
         #[arg(long)]
         password: Option<String>,
     },
+    /// List every device (id, user, name, created, revoked) to find the one to revoke.
+    ListDevices {
+        #[command(flatten)]
+        data: DataArg,
+    },
     /// Revoke a device token; its next request gets 401.
     RevokeDevice {
         #[command(flatten)]
@@ -145,6 +150,13 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     },
                 )?;
                 println!("{}", serde_json::to_string_pretty(&u)?);
+                Ok(())
+            }
+            AdminCmd::ListDevices { data } => {
+                let state = open_blocking(&data.data, Options::default())?;
+                print_first_admin(&state);
+                let devices = state.store.list_devices(&Principal::system())?;
+                println!("{}", device_table(&devices));
                 Ok(())
             }
             AdminCmd::RevokeDevice { data, device_id } => {
@@ -263,4 +275,46 @@ fn serve_cmd(a: ServeArgs, demo_data: bool) -> Result<(), Box<dyn std::error::Er
         .await?;
         Ok::<(), Box<dyn std::error::Error>>(())
     })
+}
+
+/// The `admin list-devices` table: one device per line, tab-separated.
+fn device_table(devices: &[ocop_sync_server::store::DeviceInfo]) -> String {
+    let mut out = String::from("id\tuser\tname\tcreated\trevoked");
+    for d in devices {
+        out.push_str(&format!(
+            "\n{}\t{}\t{}\t{}\t{}",
+            d.id,
+            d.username,
+            d.name,
+            d.created_at,
+            d.revoked_at.as_deref().unwrap_or("-")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_devices_prints_id_user_name_created_and_revoked() {
+        let id = Uuid::now_v7();
+        let d = |revoked: Option<&str>| ocop_sync_server::store::DeviceInfo {
+            id,
+            user_id: Uuid::now_v7(),
+            username: "lan.tt".into(),
+            name: "điện thoại của Lan".into(),
+            created_at: "2026-11-28T10:00:00Z".into(),
+            revoked_at: revoked.map(Into::into),
+        };
+        let t = device_table(&[d(None), d(Some("2026-11-28T11:00:00Z"))]);
+        let lines: Vec<_> = t.lines().collect();
+        assert_eq!(lines[0], "id\tuser\tname\tcreated\trevoked");
+        assert_eq!(
+            lines[1],
+            format!("{id}\tlan.tt\tđiện thoại của Lan\t2026-11-28T10:00:00Z\t-")
+        );
+        assert!(lines[2].ends_with("\t2026-11-28T11:00:00Z"));
+    }
 }
