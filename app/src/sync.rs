@@ -140,6 +140,21 @@ impl Device {
         }
     }
 
+    /// Pulls without pushing first: what happens when a pull runs while a
+    /// tap is still queued (a tap during a sync). For tests.
+    #[doc(hidden)]
+    pub async fn pull_now(&self) -> Result<SyncReport> {
+        let _one_at_a_time = self.gate.lock().await;
+        let (api, session, g) = self.api()?;
+        let mut report = SyncReport::default();
+        match self.pull_all(&api, &session, g, &mut report).await {
+            Ok(()) => Ok(report),
+            Err(Stop::Local(e)) => Err(e),
+            Err(Stop::Net(f)) => Err(Error::Offline(format!("{f:?}"))),
+            Err(Stop::Incompatible { message, .. }) => Err(Error::Incompatible(message)),
+        }
+    }
+
     fn progress(&self, phase: Phase, done: u64, total: Option<u64>) {
         self.live().progress = Some(Progress { phase, done, total });
     }

@@ -94,6 +94,15 @@ pub enum Mode {
     Portal = 3,
     /// Every request gets `503` with the server's JSON error shape.
     Busy = 4,
+    /// Pushes get `422` with the server's JSON error shape (a body the server
+    /// cannot parse); everything else reaches the server.
+    RefusePush = 5,
+    /// Pushes get `413`; everything else reaches the server.
+    PushTooLarge = 6,
+    /// Pulls are cut off unanswered; everything else reaches the server.
+    NoPull = 7,
+    /// Every request chunk reaches the server 300 ms late.
+    Slow = 8,
 }
 
 impl Proxy {
@@ -135,7 +144,11 @@ fn mode(m: &AtomicU8) -> Mode {
         1 => Mode::Down,
         2 => Mode::CutAnswers,
         3 => Mode::Portal,
-        _ => Mode::Busy,
+        4 => Mode::Busy,
+        5 => Mode::RefusePush,
+        6 => Mode::PushTooLarge,
+        7 => Mode::NoPull,
+        _ => Mode::Slow,
     }
 }
 
@@ -168,9 +181,11 @@ async fn handle(mut client: TcpStream, up: &str, m: Arc<AtomicU8>) -> std::io::R
         _ => {}
     }
     let server = TcpStream::connect(up).await?;
-    let (mut cr, mut cw) = client.into_split();
+    let (mut cr, cw) = client.into_split();
+    let cw = Arc::new(tokio::sync::Mutex::new(cw));
     let (mut sr, mut sw) = server.into_split();
     let m2 = m.clone();
+    let cw2 = cw.clone();
     let upward = tokio::spawn(async move {
         let mut buf = vec![0u8; 65536];
         loop {
@@ -178,7 +193,40 @@ async fn handle(mut client: TcpStream, up: &str, m: Arc<AtomicU8>) -> std::io::R
             if n == 0 || mode(&m2) == Mode::Down {
                 return Ok::<_, std::io::Error>(());
             }
-            sw.write_all(&buf[..n]).await?;
+            // Requests are small enough that one starts a chunk.
+            let chunk = &buf[..n];
+            let push = chunk.starts_with(b"POST /api/v1/sync/push");
+            let pull = chunk.starts_with(b"GET /api/v1/sync/pull");
+            let canned = match mode(&m2) {
+                Mode::RefusePush if push => Some((
+                    "422 Unprocessable Entity",
+                    r#"{"code":"bad_request","message":"unknown field `op`"}"#,
+                )),
+                Mode::PushTooLarge if push => Some((
+                    "413 Payload Too Large",
+                    r#"{"code":"too_large","message":"body too large"}"#,
+                )),
+                Mode::NoPull if pull => {
+                    cw2.lock().await.shutdown().await?;
+                    return Ok(());
+                }
+                Mode::Slow => {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    None
+                }
+                _ => None,
+            };
+            if let Some((status, body)) = canned {
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let mut w = cw2.lock().await;
+                w.write_all(resp.as_bytes()).await?;
+                w.shutdown().await?;
+                return Ok(());
+            }
+            sw.write_all(chunk).await?;
         }
     });
     let mut buf = vec![0u8; 65536];
@@ -190,7 +238,7 @@ async fn handle(mut client: TcpStream, up: &str, m: Arc<AtomicU8>) -> std::io::R
         match mode(&m) {
             // The server has answered, so it has committed: drop the answer.
             Mode::CutAnswers | Mode::Down | Mode::Portal | Mode::Busy => break,
-            Mode::Up => cw.write_all(&buf[..n]).await?,
+            _ => cw.lock().await.write_all(&buf[..n]).await?,
         }
     }
     upward.abort();
