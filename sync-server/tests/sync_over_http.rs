@@ -1165,6 +1165,7 @@ async fn second_devices_offline_edit_after_submit_is_a_flagged_conflict_never_dr
         "{r:?}"
     );
     // B edited offline before it knew of the submission (its own sheet id, base 0).
+    let quarantined = w.server.state.store.table_counts().unwrap()["quarantine"];
     let r = b
         .push(vec![
             b.mutation(set_answers(
@@ -1196,6 +1197,11 @@ async fn second_devices_offline_edit_after_submit_is_a_flagged_conflict_never_dr
         conflict_ids.extend(conflicts.iter().copied());
     }
     assert_eq!(conflict_ids.len(), 2);
+    assert_eq!(
+        w.server.state.store.table_counts().unwrap()["quarantine"],
+        quarantined,
+        "kept on the sheet, not quarantined"
+    );
     // Owner and chair both see the unchanged sheet and the two unresolved conflicts.
     for viewer in [a, w.chair()] {
         let s = sheets_in(&viewer.pull_all().await)
