@@ -321,3 +321,21 @@ async fn every_request_is_logged_at_info_with_its_method_uri_and_status() {
     assert!(line.contains("method=GET"), "{line}");
     assert!(line.contains("status=404"), "{line}");
 }
+
+#[test]
+fn every_json_example_in_the_protocol_doc_decodes_as_a_wire_type() {
+    use ocop_shared::wire::{LoginRequest, PullResponse, PushRequest, PushResponse};
+    let doc = include_str!("../../docs/sync-protocol.md");
+    let mut blocks = 0;
+    for (i, part) in doc.split("```json").skip(1).enumerate() {
+        let text = part.split("```").next().unwrap();
+        let ok = serde_json::from_str::<ErrorBody>(text).is_ok()
+            || serde_json::from_str::<LoginRequest>(text).is_ok()
+            || serde_json::from_str::<PushRequest>(text).is_ok()
+            || serde_json::from_str::<PushResponse>(text).is_ok()
+            || serde_json::from_str::<PullResponse>(text).is_ok();
+        assert!(ok, "json example {i} is no wire type:\n{text}");
+        blocks += 1;
+    }
+    assert!(blocks >= 5, "only {blocks} json examples found");
+}
