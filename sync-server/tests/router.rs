@@ -277,51 +277,6 @@ async fn rubric_import_reports_every_issue_and_published_versions_are_immutable(
     );
 }
 
-/// Collects what the fmt subscriber writes.
-#[derive(Clone, Default)]
-struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Write for LogBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-#[tokio::test]
-async fn every_request_is_logged_at_info_with_its_method_uri_and_status() {
-    let buf = LogBuf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // A current-thread test: the default subscriber covers the request.
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let (_d, app) = app().await;
-    let r = app
-        .oneshot(
-            Request::get("/api/v1/no-such-endpoint")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    let line = log
-        .lines()
-        .find(|l| l.contains("/api/v1/no-such-endpoint"))
-        .unwrap_or_else(|| panic!("no request line at INFO in:\n{log}"));
-    assert!(line.contains("INFO"), "{line}");
-    assert!(line.contains("method=GET"), "{line}");
-    assert!(line.contains("status=404"), "{line}");
-}
-
 #[test]
 fn every_json_example_in_the_protocol_doc_decodes_as_a_wire_type() {
     use ocop_shared::wire::{LoginRequest, PullResponse, PushRequest, PushResponse};
