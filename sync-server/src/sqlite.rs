@@ -591,6 +591,49 @@ struct PushCtx<'a> {
     seq: &'a mut SeqAlloc,
     mutation_id: u64,
     store: &'a SqliteStore,
+    cache: &'a mut BatchCache,
+}
+
+/// Reference data read once per push batch. Rounds, products and the roster
+/// are admin data that no push operation changes, so within one batch's
+/// transaction they cannot move; decisions and sheets are never cached.
+#[derive(Default)]
+struct BatchCache {
+    rounds: HashMap<Uuid, RoundInfo>,
+    products: HashMap<Uuid, ProductInfo>,
+    roles: HashMap<Uuid, Option<CouncilRole>>,
+}
+
+impl BatchCache {
+    fn round(&mut self, conn: &Connection, id: Uuid) -> OpResult<RoundInfo> {
+        if let Some(r) = self.rounds.get(&id) {
+            return Ok(r.clone());
+        }
+        let r = load_round(conn, id)?;
+        self.rounds.insert(id, r.clone());
+        Ok(r)
+    }
+
+    fn product(&mut self, conn: &Connection, round: Uuid, id: Uuid) -> OpResult<ProductInfo> {
+        if let Some(p) = self.products.get(&id) {
+            if p.round_id == round {
+                return Ok(p.clone());
+            }
+        }
+        let p = load_product(conn, round, id)?;
+        self.products.insert(id, p.clone());
+        Ok(p)
+    }
+
+    /// The caller's role in `round` (the actor is fixed for a batch).
+    fn my_role(&mut self, conn: &Connection, round: Uuid, me: Uuid) -> Result<Option<CouncilRole>> {
+        if let Some(r) = self.roles.get(&round) {
+            return Ok(*r);
+        }
+        let r = council_role(conn, round, me)?;
+        self.roles.insert(round, r);
+        Ok(r)
+    }
 }
 
 impl SqliteStore {
@@ -957,8 +1000,8 @@ fn require_presiding(
 fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState> {
     let conn = ctx.conn;
     let me = ctx.actor.user.id;
-    let round = load_round(conn, key.round_id)?;
-    match council_role(conn, round.id, me)? {
+    let round = ctx.cache.round(conn, key.round_id)?;
+    match ctx.cache.my_role(conn, round.id, me)? {
         None => {
             return Err(reject(
                 RejectCode::Forbidden,
@@ -979,7 +1022,7 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState
             format!("round {} is closed", round.id),
         ));
     }
-    let product = load_product(conn, round.id, key.product_id)?;
+    let product = ctx.cache.product(conn, round.id, key.product_id)?;
     ensure_unlocked(conn, product.id)?;
 
     let sheet = if let Some(s) = load_sheet(conn, key.sheet_id)? {
@@ -2590,6 +2633,7 @@ impl Store for SqliteStore {
         };
         let device = actor.device_id.to_string();
         let at = now();
+        let mut cache = BatchCache::default();
         let mut results = Vec::with_capacity(req.mutations.len());
         for m in &req.mutations {
             let hash = json_sha256_hex(m)?;
@@ -2630,6 +2674,7 @@ impl Store for SqliteStore {
             let applied = {
                 let sp = tx.savepoint()?;
                 let mut ctx = PushCtx {
+                    cache: &mut cache,
                     conn: &sp,
                     actor,
                     seq: &mut seq,

@@ -407,8 +407,8 @@ fn check(world: &World, acked: &Acked) -> Result<(), String> {
             .d()
             .needs_attention()
             .map_err(|e| e.to_string())?;
-        let refused = attention.iter().any(|a| match &a.mutation.op {
-            Op::SetAnswers { sheet, answers } => {
+        let refused = attention.iter().any(|a| match a.mutation.as_ref().map(|m| &m.op) {
+            Some(Op::SetAnswers { sheet, answers }) => {
                 sheet.product_id == pid
                     && answers
                         .iter()
