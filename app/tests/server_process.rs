@@ -171,32 +171,45 @@ async fn a_server_killed_with_sigkill_mid_push_and_restarted_converges_without_l
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
     let mut srv = start(data.path(), port, false).await;
+    // The device talks through a proxy that says when a push is on its way
+    // to the server, so the kill lands mid-push every round, not by luck.
+    let proxy = common::Proxy::start(&url).await;
     let dd = tempfile::tempdir().unwrap();
-    let d = member(&url, dd.path()).await;
+    let d = member(&proxy.url, dd.path()).await;
     sync(&d).await;
     let mut total = 0u64;
-    for (round, delay_ms) in [2u64, 15, 60].into_iter().enumerate() {
+    let mut died_mid_push = 0;
+    for (round, delay_ms) in [0u64, 3, 10].into_iter().enumerate() {
         answer_everything(&d, round);
         total += d.status().unwrap().pending;
-        // Kill -9 while the push is on the wire or being committed.
         let sync_task = {
             let d = &d;
             async move { tokio::time::timeout(LIMIT, d.sync_now()).await.unwrap() }
         };
         let killer = async {
+            proxy.pushes.notified().await;
+            // Kill -9 while the push is being read or committed.
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             let _ = srv.child.kill();
             let _ = srv.child.wait();
         };
         let (r, ()) = tokio::join!(sync_task, killer);
-        if let Err(e) = &r {
-            assert_eq!(e.code(), "offline", "{e}");
+        match &r {
+            Err(e) => {
+                assert_eq!(e.code(), "offline", "{e}");
+                died_mid_push += 1;
+            }
+            Ok(_) => {}
         }
         srv = start(data.path(), port, false).await;
         sync(&d).await;
         let st = d.status().unwrap();
         assert_eq!((st.pending, st.needs_attention), (0, 0), "round {round}");
     }
+    assert!(
+        died_mid_push >= 1,
+        "no round saw the server die during a push"
+    );
     let (applied, sheets, quarantined) = counts(data.path());
     assert_eq!(applied, total, "every mutation applied exactly once");
     assert_eq!(quarantined, 0);

@@ -380,13 +380,20 @@ async fn enrolment_by_code_and_sign_out_names_what_would_be_lost() {
     let e = d.sign_out(false).unwrap_err();
     assert_eq!(e.code(), "unsynced_work");
     assert!(e.to_string().starts_with("2 changes"), "{e}");
+    // Refused means untouched: still signed in, data and outbox kept.
+    let st = d.status().unwrap();
+    assert_eq!((st.state, st.pending), (SyncState::Pending, 2));
+    assert_eq!(d.session().unwrap().unwrap().user.id, u.id);
+    let v = d.sheet(p).unwrap();
+    assert_eq!(v.sheet.answers[&c].answer.option.as_deref(), Some(o.as_str()));
+    assert_eq!(v.sheet.note, "ghi chú");
     sync(&d).await;
     d.sign_out(false).unwrap();
     assert_eq!(d.status().unwrap().state, SyncState::SignedOut);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_photo_is_stored_content_addressed_and_uploaded_after_the_sheet() {
+async fn a_photo_is_stored_content_addressed_and_uploaded_once() {
     let s = server().await;
     let d = device(&s.srv.url, &s.demo.members()[5]).await;
     sync(&d.dev).await;

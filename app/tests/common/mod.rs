@@ -78,6 +78,8 @@ pub fn option(d: &Device, product: Uuid, i: usize, n: usize) -> (String, String)
 /// after the server committed, or pretend to be a captive portal.
 pub struct Proxy {
     pub url: String,
+    /// Notified each time the start of a push request has been passed on.
+    pub pushes: Arc<tokio::sync::Notify>,
     mode: Arc<AtomicU8>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -112,6 +114,8 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mode = Arc::new(AtomicU8::new(Mode::Up as u8));
         let m = mode.clone();
+        let pushes = Arc::new(tokio::sync::Notify::new());
+        let n = pushes.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
@@ -119,12 +123,18 @@ impl Proxy {
                 };
                 let up = up.clone();
                 let m = m.clone();
+                let n = n.clone();
                 tokio::spawn(async move {
-                    let _ = handle(client, &up, m).await;
+                    let _ = handle(client, &up, m, n).await;
                 });
             }
         });
-        Proxy { url, mode, task }
+        Proxy {
+            url,
+            pushes,
+            mode,
+            task,
+        }
     }
 
     pub fn set(&self, m: Mode) {
@@ -152,7 +162,12 @@ fn mode(m: &AtomicU8) -> Mode {
     }
 }
 
-async fn handle(mut client: TcpStream, up: &str, m: Arc<AtomicU8>) -> std::io::Result<()> {
+async fn handle(
+    mut client: TcpStream,
+    up: &str,
+    m: Arc<AtomicU8>,
+    pushes: Arc<tokio::sync::Notify>,
+) -> std::io::Result<()> {
     match mode(&m) {
         Mode::Down => return Ok(()),
         Mode::Portal | Mode::Busy => {
@@ -227,6 +242,9 @@ async fn handle(mut client: TcpStream, up: &str, m: Arc<AtomicU8>) -> std::io::R
                 return Ok(());
             }
             sw.write_all(chunk).await?;
+            if push {
+                pushes.notify_one();
+            }
         }
     });
     let mut buf = vec![0u8; 65536];
