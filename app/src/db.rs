@@ -115,9 +115,11 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     migrate(&mut conn)?;
     let format: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'body_format'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'body_format'",
+            [],
+            |r| r.get(0),
+        )
         .ok();
     if let Some(f) = format.and_then(|f| f.parse::<u32>().ok())
         && f > BODY_FORMAT

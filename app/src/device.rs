@@ -211,7 +211,11 @@ pub(crate) fn local<T: DeserializeOwned>(
     })
 }
 
-pub(crate) fn server<T: DeserializeOwned>(c: &Connection, kind: &str, key: &str) -> Result<Option<T>> {
+pub(crate) fn server<T: DeserializeOwned>(
+    c: &Connection,
+    kind: &str,
+    key: &str,
+) -> Result<Option<T>> {
     let s: Option<Option<String>> = c
         .query_row(
             "SELECT server_json FROM entities WHERE kind = ?1 AND key = ?2",
@@ -289,12 +293,12 @@ pub(crate) fn enqueue(tx: &Transaction<'_>, kind: &str, key: &str, op: Op) -> Re
             && k == kind
             && ky == key
             && let Ok(mut m) = serde_json::from_str::<Mutation>(&body)
-        {
-            if let Op::SetAnswers {
+            && let Op::SetAnswers {
                 sheet: s0,
                 answers: a0,
             } = &mut m.op
-                && s0 == sheet
+            && s0 == sheet
+        {
             {
                 for e in answers {
                     // The newer value wins, but the base revision stays the
@@ -809,9 +813,8 @@ impl Device {
     /// What the server rejected for good or could not be sent, with the reason.
     pub fn needs_attention(&self) -> Result<Vec<AttentionItem>> {
         let c = self.conn();
-        let mut st = c.prepare(
-            "SELECT id, body, code, reason, at, kind, photo FROM attention ORDER BY id",
-        )?;
+        let mut st =
+            c.prepare("SELECT id, body, code, reason, at, kind, photo FROM attention ORDER BY id")?;
         let rows = st.query_map([], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -1011,13 +1014,15 @@ impl Device {
             // that edit saw. A pull may meanwhile have brought another
             // device's value into the snapshot; basing on that would
             // overwrite it without the server ever flagging a conflict.
-            let pending_base = pending_for(tx, SHEET, &key)?.iter().find_map(|m| match &m.op {
-                Op::SetAnswers { answers, .. } => answers
-                    .iter()
-                    .find(|e| e.criterion == criterion)
-                    .map(|e| e.base_rev),
-                _ => None,
-            });
+            let pending_base = pending_for(tx, SHEET, &key)?
+                .iter()
+                .find_map(|m| match &m.op {
+                    Op::SetAnswers { answers, .. } => answers
+                        .iter()
+                        .find(|e| e.criterion == criterion)
+                        .map(|e| e.base_rev),
+                    _ => None,
+                });
             let base_rev = match pending_base {
                 Some(b) => b,
                 None => server::<SheetState>(tx, SHEET, &key)?
@@ -1095,10 +1100,12 @@ impl Device {
             let p = Self::product(tx, product)?;
             let (key, sheet) = Self::my_editable_sheet(tx, s, &p)?;
             // As for answers: an unacknowledged note edit fixes the base.
-            let pending_base = pending_for(tx, SHEET, &key)?.iter().find_map(|m| match &m.op {
-                Op::SetNote { base_rev, .. } => Some(*base_rev),
-                _ => None,
-            });
+            let pending_base = pending_for(tx, SHEET, &key)?
+                .iter()
+                .find_map(|m| match &m.op {
+                    Op::SetNote { base_rev, .. } => Some(*base_rev),
+                    _ => None,
+                });
             let base_rev = match pending_base {
                 Some(b) => b,
                 None => server::<SheetState>(tx, SHEET, &key)?.map_or(0, |x| x.note_rev),

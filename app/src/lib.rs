@@ -28,7 +28,18 @@
 //!   [`Device::release`];
 //! - sync: [`Device::status`], [`Device::sync_now`], [`Device::nudge`],
 //!   [`SyncLoop::spawn`], [`Device::conflicts`], [`Device::resolve_conflict`],
-//!   [`Device::needs_attention`], [`Device::dismiss_attention`].
+//!   [`Device::needs_attention`], [`Device::retry_attention`],
+//!   [`Device::dismiss_attention`].
+//!
+//! Sync rules the UI can rely on: a whole push the server cannot understand
+//! (any 4xx but 401/408/413/429) keeps the outbox and sets the state to
+//! [`SyncState::UpdateApp`]; only a 413 narrows a batch down and sets one
+//! mutation aside. An edit on top of an unacknowledged edit keeps that
+//! edit's base revision, so another device's value pulled meanwhile is
+//! flagged as a conflict, never overwritten. Signing out or in stops a
+//! running sync from writing. Mutation bodies are stored in format
+//! `meta.body_format` (2); a row that no longer decodes goes to "needs
+//! attention" with its text, as does a photo the server refuses.
 //!
 //! Errors are one [`Error`] type that serializes as `{code, message}`.
 //!

@@ -205,7 +205,11 @@ mod tests {
     fn any_other_whole_request_4xx_means_incompatible_and_never_sets_aside() {
         for s in [400, 403, 404, 405, 409, 410, 415, 422] {
             for len in [1, 2, 500] {
-                assert_eq!(on_push_refusal(s, len), PushRefusal::Incompatible, "{s} {len}");
+                assert_eq!(
+                    on_push_refusal(s, len),
+                    PushRefusal::Incompatible,
+                    "{s} {len}"
+                );
             }
         }
     }

@@ -20,10 +20,10 @@ use uuid::Uuid;
 use crate::device::{Device, Session, count, meta_get, meta_set, now, refresh, server};
 use crate::error::{Error, Result};
 use crate::model::{self, DECISION, PARTICIPATION, SHEET};
-use ocop_shared::wire::{ConflictField, DecisionInfo, ParticipationInfo};
 use crate::net::{self, Api};
 use crate::plan::{self, Failure, Next, Pending, PushRefusal};
 use crate::status::{self, Phase, Progress, SyncState};
+use ocop_shared::wire::{ConflictField, DecisionInfo, ParticipationInfo};
 
 /// What one `sync_now` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -305,14 +305,7 @@ impl Device {
 
     /// Moves a mutation from the outbox to "needs attention" and drops its
     /// effect from the local view.
-    fn set_aside(
-        &self,
-        s: &Session,
-        g: u64,
-        m: &Mutation,
-        code: &str,
-        reason: &str,
-    ) -> Result<()> {
+    fn set_aside(&self, s: &Session, g: u64, m: &Mutation, code: &str, reason: &str) -> Result<()> {
         let mut c = self.conn();
         let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.same_session(g)?;

@@ -81,7 +81,10 @@ async fn run(seed: u64) {
         // Only a resolve that raced another resolve may be refused.
         for a in d.dev.needs_attention().unwrap() {
             assert!(
-                matches!(a.mutation.as_ref().map(|m| &m.op), Some(ocop_shared::wire::Op::ResolveConflict { .. })),
+                matches!(
+                    a.mutation.as_ref().map(|m| &m.op),
+                    Some(ocop_shared::wire::Op::ResolveConflict { .. })
+                ),
                 "seed {seed}: unexpected rejection {a:?}"
             );
         }

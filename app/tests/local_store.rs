@@ -141,9 +141,11 @@ fn every_released_schema_built_from_its_frozen_sql_opens_and_migrates() {
             .unwrap();
         assert_eq!(now, ocop_app::schema_version());
         let format: String = c
-            .query_row("SELECT value FROM meta WHERE key = 'body_format'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'body_format'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(format, "2", "schema {v} records the body format");
     }

@@ -194,12 +194,9 @@ async fn a_server_killed_with_sigkill_mid_push_and_restarted_converges_without_l
             let _ = srv.child.wait();
         };
         let (r, ()) = tokio::join!(sync_task, killer);
-        match &r {
-            Err(e) => {
-                assert_eq!(e.code(), "offline", "{e}");
-                died_mid_push += 1;
-            }
-            Ok(_) => {}
+        if let Err(e) = &r {
+            assert_eq!(e.code(), "offline", "{e}");
+            died_mid_push += 1;
         }
         srv = start(data.path(), port, false).await;
         sync(&d).await;

@@ -190,7 +190,10 @@ async fn an_unreadable_outbox_row_is_set_aside_with_its_text_and_the_rest_still_
     assert!(att[0].mutation.is_none());
     assert!(att[0].raw.as_deref().unwrap().contains("Mystery"));
     assert_eq!(
-        d.dev.retry_attention(att[0].mutation_id).unwrap_err().code(),
+        d.dev
+            .retry_attention(att[0].mutation_id)
+            .unwrap_err()
+            .code(),
         "invalid"
     );
     d.dev.dismiss_attention(att[0].mutation_id).unwrap();
@@ -234,13 +237,19 @@ async fn sign_out_counts_unsent_photos_and_a_confirmed_sign_out_deletes_them() {
     sync(&d.dev).await;
     let p = s.demo.product_ids[2];
     let (c, _) = option(&d.dev, p, 0, 0);
-    let sha = d.dev.add_attachment(p, &c, &[1u8; 1000], "image/jpeg").unwrap();
+    let sha = d
+        .dev
+        .add_attachment(p, &c, &[1u8; 1000], "image/jpeg")
+        .unwrap();
     let e = d.dev.sign_out(false).unwrap_err();
     assert!(
         e.to_string().starts_with("2 changes"),
         "the edit and the photo: {e}"
     );
-    assert!(d.dev.attachment_path(&sha).exists(), "refused: nothing deleted");
+    assert!(
+        d.dev.attachment_path(&sha).exists(),
+        "refused: nothing deleted"
+    );
     d.dev.sign_out(true).unwrap();
     assert!(!d.dev.attachment_path(&sha).exists());
     assert_eq!(d.dev.status().unwrap().state, SyncState::SignedOut);
@@ -267,7 +276,10 @@ async fn a_photo_that_can_never_be_uploaded_is_listed_in_needs_attention() {
     sync(&d.dev).await;
     let p = s.demo.product_ids[4];
     let (c, _) = option(&d.dev, p, 0, 0);
-    let sha = d.dev.add_attachment(p, &c, &[2u8; 500], "image/png").unwrap();
+    let sha = d
+        .dev
+        .add_attachment(p, &c, &[2u8; 500], "image/png")
+        .unwrap();
     std::fs::remove_file(d.dev.attachment_path(&sha)).unwrap();
     sync(&d.dev).await;
     let att = d.dev.needs_attention().unwrap();
@@ -297,7 +309,10 @@ async fn a_chair_downloads_a_members_photo_content_addressed() {
     assert_eq!(r.attachments_downloaded, 1);
     let v = chair.dev.sheet_of(p, s.demo.members()[1].id).unwrap();
     assert_eq!(v.sheet.answers[&c].answer.attachments, vec![sha.clone()]);
-    assert_eq!(std::fs::read(chair.dev.attachment_path(&sha)).unwrap(), photo);
+    assert_eq!(
+        std::fs::read(chair.dev.attachment_path(&sha)).unwrap(),
+        photo
+    );
     assert_eq!(sync(&chair.dev).await.attachments_downloaded, 0);
 }
 
@@ -412,5 +427,8 @@ async fn signing_in_as_another_user_with_work_pending_is_refused_and_keeps_the_w
         .await
         .unwrap();
     assert_eq!(d.dev.session().unwrap().unwrap().user.id, other.id);
-    assert!(d.dev.rounds().unwrap().is_empty(), "the first user's data is gone");
+    assert!(
+        d.dev.rounds().unwrap().is_empty(),
+        "the first user's data is gone"
+    );
 }

@@ -385,7 +385,10 @@ async fn enrolment_by_code_and_sign_out_names_what_would_be_lost() {
     assert_eq!((st.state, st.pending), (SyncState::Pending, 2));
     assert_eq!(d.session().unwrap().unwrap().user.id, u.id);
     let v = d.sheet(p).unwrap();
-    assert_eq!(v.sheet.answers[&c].answer.option.as_deref(), Some(o.as_str()));
+    assert_eq!(
+        v.sheet.answers[&c].answer.option.as_deref(),
+        Some(o.as_str())
+    );
     assert_eq!(v.sheet.note, "ghi chú");
     sync(&d).await;
     d.sign_out(false).unwrap();
