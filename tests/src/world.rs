@@ -130,6 +130,32 @@ impl Template {
     }
 }
 
+fn has_wal(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let p = e.path();
+            if p.is_dir() {
+                has_wal(&p)
+            } else {
+                p.to_string_lossy().ends_with("-wal")
+            }
+        })
+}
+
+/// Waits (bounded) until no database under `dir` has an open WAL.
+pub async fn wait_closed(dir: &Path) {
+    for _ in 0..500 {
+        if !has_wal(dir) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("databases under {} are still open after 5 s", dir.display());
+}
+
 /// Lets aborted server tasks drop their database handles.
 pub async fn settle() {
     for _ in 0..10 {

@@ -407,15 +407,17 @@ fn check(world: &World, acked: &Acked) -> Result<(), String> {
             .d()
             .needs_attention()
             .map_err(|e| e.to_string())?;
-        let refused = attention.iter().any(|a| match a.mutation.as_ref().map(|m| &m.op) {
-            Some(Op::SetAnswers { sheet, answers }) => {
-                sheet.product_id == pid
-                    && answers
-                        .iter()
-                        .any(|e| &e.criterion == code && &e.answer == value)
-            }
-            _ => false,
-        });
+        let refused = attention
+            .iter()
+            .any(|a| match a.mutation.as_ref().map(|m| &m.op) {
+                Some(Op::SetAnswers { sheet, answers }) => {
+                    sheet.product_id == pid
+                        && answers
+                            .iter()
+                            .any(|e| &e.criterion == code && &e.answer == value)
+                }
+                _ => false,
+            });
         if !(in_history || in_conflicts || refused) {
             return Err(format!(
                 "device {dev}: acknowledged answer {code} = {value:?} of product {product} is lost"
