@@ -186,8 +186,9 @@ async fn a_server_killed_with_sigkill_mid_push_and_restarted_converges_without_l
             let d = &d;
             async move { tokio::time::timeout(LIMIT, d.sync_now()).await.unwrap() }
         };
+        let since = proxy.pushes_seen();
         let killer = async {
-            proxy.pushes.notified().await;
+            proxy.push_after(since).await;
             // Kill -9 while the push is being read or committed.
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
             let _ = srv.child.kill();

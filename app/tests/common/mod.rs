@@ -107,7 +107,22 @@ pub enum Mode {
     Slow = 8,
 }
 
+/// Pushes passed on by any proxy of this test process.
+static PUSHES_SEEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl Proxy {
+    /// Waits until a push has been passed on after `since` pushes in all
+    /// (read [`Proxy::pushes_seen`] before starting the sync).
+    pub async fn push_after(&self, since: u64) {
+        while PUSHES_SEEN.load(Ordering::SeqCst) <= since {
+            self.pushes.notified().await;
+        }
+    }
+
+    pub fn pushes_seen(&self) -> u64 {
+        PUSHES_SEEN.load(Ordering::SeqCst)
+    }
+
     pub async fn start(upstream: &str) -> Proxy {
         let up = upstream.trim_start_matches("http://").to_string();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -243,22 +258,30 @@ async fn handle(
             }
             sw.write_all(chunk).await?;
             if push {
+                PUSHES_SEEN.fetch_add(1, Ordering::SeqCst);
                 pushes.notify_one();
             }
         }
     });
-    let mut buf = vec![0u8; 65536];
-    loop {
-        let n = sr.read(&mut buf).await?;
-        if n == 0 {
-            break;
+    let downward = async {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = sr.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            match mode(&m) {
+                // The server has answered, so it has committed: drop the answer.
+                Mode::CutAnswers | Mode::Down | Mode::Portal | Mode::Busy => return Ok(()),
+                _ => cw.lock().await.write_all(&buf[..n]).await?,
+            }
         }
-        match mode(&m) {
-            // The server has answered, so it has committed: drop the answer.
-            Mode::CutAnswers | Mode::Down | Mode::Portal | Mode::Busy => break,
-            _ => cw.lock().await.write_all(&buf[..n]).await?,
-        }
-    }
+    };
+    let r: std::io::Result<()> = downward.await;
+    // On every way out (a server killed mid-answer resets the connection):
+    // the client must see its connection close, not wait for an answer.
     upward.abort();
-    Ok(())
+    let _ = upward.await;
+    let _ = cw.lock().await.shutdown().await;
+    r
 }
