@@ -494,7 +494,12 @@ async fn run(template: &Template, seed: u64, steps: &[Step]) -> Result<Stats, St
 }
 
 /// Removes steps while the failure persists (bounded).
-async fn minimize(template: &Template, seed: u64, mut steps: Vec<Step>) -> Vec<Step> {
+/// Removes steps while `fails` still holds (delta debugging, bounded to 150 runs).
+async fn minimize<F, Fut>(mut steps: Vec<Step>, mut fails: F) -> Vec<Step>
+where
+    F: FnMut(Vec<Step>) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let mut chunk = steps.len() / 2;
     let mut tries = 0;
     while chunk >= 1 && tries < 150 {
@@ -504,7 +509,7 @@ async fn minimize(template: &Template, seed: u64, mut steps: Vec<Step>) -> Vec<S
             let mut cand = steps.clone();
             cand.drain(i..(i + chunk).min(steps.len()));
             tries += 1;
-            if run(template, seed, &cand).await.is_err() {
+            if fails(cand.clone()).await {
                 steps = cand;
                 removed = true;
             } else {
@@ -541,7 +546,11 @@ async fn run_seeds(seeds: impl Iterator<Item = u64>) {
             }
             Err(e) => {
                 eprintln!("seed {seed} failed: {e}\nminimizing…");
-                let min = minimize(&template, seed, steps).await;
+                let min = minimize(steps, |cand| {
+                    let t = &template;
+                    async move { run(t, seed, &cand).await.is_err() }
+                })
+                .await;
                 let again = run(&template, seed, &min).await.err().unwrap_or_default();
                 panic!(
                     "simulation seed {seed} failed: {e}\nminimal schedule ({} steps, fails with: {again}):\n{min:#?}\nadd {seed} to REGRESSION_SEEDS once fixed",
@@ -568,4 +577,24 @@ async fn devices_converge_and_lose_nothing_under_random_faults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_seeds_still_converge() {
     run_seeds(REGRESSION_SEEDS.iter().copied()).await;
+}
+
+/// The shrinker keeps exactly the steps a failure needs.
+#[tokio::test]
+async fn minimizer_keeps_only_the_steps_a_failure_needs() {
+    let steps = schedule(42);
+    let mut with = steps.clone();
+    with.insert(7, Step::RestartServer);
+    with.insert(19, Step::Finalize { product: 1 });
+    // A synthetic failure: a restart followed later by a finalize of product 1.
+    let fails = |s: Vec<Step>| async move {
+        let r = s.iter().position(|x| *x == Step::RestartServer);
+        let f = s.iter().rposition(|x| *x == Step::Finalize { product: 1 });
+        matches!((r, f), (Some(r), Some(f)) if r < f)
+    };
+    let min = minimize(with, fails).await;
+    assert_eq!(
+        min,
+        vec![Step::RestartServer, Step::Finalize { product: 1 }]
+    );
 }
