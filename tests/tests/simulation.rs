@@ -559,6 +559,9 @@ async fn run_seeds(seeds: impl Iterator<Item = u64>) {
             }
         }
         ran += 1;
+        if ran % 500 == 0 {
+            eprintln!("{ran} schedules converged so far (last seed {seed})");
+        }
     }
     eprintln!(
         "{ran} schedules converged: {} acknowledged edits checked, {} conflicts flagged, {} refusals shown, {} of {} requests faulted",
