@@ -615,10 +615,10 @@ impl BatchCache {
     }
 
     fn product(&mut self, conn: &Connection, round: Uuid, id: Uuid) -> OpResult<ProductInfo> {
-        if let Some(p) = self.products.get(&id) {
-            if p.round_id == round {
-                return Ok(p.clone());
-            }
+        if let Some(p) = self.products.get(&id)
+            && p.round_id == round
+        {
+            return Ok(p.clone());
         }
         let p = load_product(conn, round, id)?;
         self.products.insert(id, p.clone());

@@ -111,16 +111,20 @@ async fn start_server(dir: &Path) -> Server {
         .local_addr()
         .expect("addr")
         .port();
-    let child = std::process::Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "--serve",
-            dir.to_str().expect("utf-8 dir"),
-            &port.to_string(),
-        ])
-        .env("RUST_LOG", "error")
-        .spawn()
-        .expect("start server process");
-    let url = format!("http://127.0.0.1:{port}");
+    // Wrapped in `Server` at once: its Drop kills and reaps the process on every path.
+    let mut server = Server {
+        child: std::process::Command::new(std::env::current_exe().expect("exe"))
+            .args([
+                "--serve",
+                dir.to_str().expect("utf-8 dir"),
+                &port.to_string(),
+            ])
+            .env("RUST_LOG", "error")
+            .spawn()
+            .expect("start server process"),
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let url = server.url.clone();
     let client = reqwest::Client::new();
     for _ in 0..2000 {
         if client
@@ -129,10 +133,11 @@ async fn start_server(dir: &Path) -> Server {
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return Server { child, url };
+            return server;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let _ = server.child.kill();
     panic!("bench server did not start");
 }
 

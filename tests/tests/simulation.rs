@@ -145,10 +145,10 @@ fn rubric_of(world: &World, product: usize) -> Rubric {
 type Acked = BTreeMap<(usize, usize, String), Answer>;
 
 fn record(acked: &mut Acked, d: &Device, dev: usize, product: usize, pid: Uuid, code: &str) {
-    if let Ok(v) = d.sheet(pid) {
-        if let Some(a) = v.sheet.answers.get(code) {
-            acked.insert((dev, product, code.to_string()), a.answer.clone());
-        }
+    if let Ok(v) = d.sheet(pid)
+        && let Some(a) = v.sheet.answers.get(code)
+    {
+        acked.insert((dev, product, code.to_string()), a.answer.clone());
     }
 }
 
