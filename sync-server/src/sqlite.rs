@@ -39,7 +39,8 @@ use crate::error::{Error, Result};
 use crate::store::{AuditEntry, DeviceInfo, Principal, QuarantineEntry, RubricSummary, Store};
 
 /// Append-only: never edit a shipped migration, add a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO meta (key, value) VALUES ('seq', 0);
 
@@ -168,7 +169,14 @@ CREATE TABLE entities (
 CREATE INDEX entities_seq ON entities(seq);
 CREATE INDEX entities_product ON entities(product_id, kind);
 CREATE INDEX entities_round ON entities(round_id, kind);
-"#];
+"#,
+    // 2: revisions store what a write changed (answers whose rev is the write's
+    // seq, plus every other field) instead of the whole sheet again; rows written
+    // before keep delta = 0 and are read as whole sheets.
+    r#"
+ALTER TABLE sheet_revisions ADD COLUMN delta INTEGER NOT NULL DEFAULT 0;
+"#,
+];
 
 /// Read connections per store.
 const READERS: usize = 4;
@@ -1105,6 +1113,30 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState
     Ok(sheet)
 }
 
+trait CloneWithoutAnswers {
+    fn clone_without_answers(&self) -> SheetState;
+}
+
+impl CloneWithoutAnswers for SheetState {
+    /// A copy of everything but the answers (the part a revision keeps whole).
+    fn clone_without_answers(&self) -> SheetState {
+        SheetState {
+            id: self.id,
+            round_id: self.round_id,
+            product_id: self.product_id,
+            owner_id: self.owner_id,
+            rubric: self.rubric.clone(),
+            status: self.status,
+            answers: BTreeMap::new(),
+            note: self.note.clone(),
+            note_rev: self.note_rev,
+            reopen_reason: self.reopen_reason.clone(),
+            revision: self.revision,
+            conflicts: self.conflicts.clone(),
+        }
+    }
+}
+
 /// Stores a sheet: snapshot, revision row, attachment references.
 fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result<()> {
     let conn = ctx.conn;
@@ -1125,15 +1157,27 @@ fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result
         sheet.owner_id.to_string(),
         body
     ])?;
+    // The revision keeps what this write changed: every answer it set carries
+    // `rev == seq` (answers are never removed), the other fields are whole.
+    // An edit of one criterion stores a few hundred bytes, not the sheet again.
+    let delta = SheetState {
+        answers: sheet
+            .answers
+            .iter()
+            .filter(|(_, a)| a.rev == seq)
+            .map(|(k, a)| (k.clone(), a.clone()))
+            .collect(),
+        ..sheet.clone_without_answers()
+    };
     conn.prepare_cached(
-        "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
     )?
     .execute(params![
         sheet.id.to_string(),
         seq as i64,
         ctx.actor.device_id.to_string(),
         ctx.mutation_id as i64,
-        body
+        serde_json::to_string(&delta)?
     ])?;
     let hashes: BTreeSet<&String> = sheet
         .answers
@@ -2832,12 +2876,24 @@ impl Store for SqliteStore {
         if view == SheetView::Hidden {
             return Err(Error::NotFound(format!("sheet {sheet_id} is unknown")));
         }
-        let mut stmt =
-            conn.prepare("SELECT body FROM sheet_revisions WHERE sheet_id = ?1 ORDER BY id")?;
-        let rows = stmt.query_map(params![id.to_string()], |r| r.get::<_, String>(0))?;
+        let mut stmt = conn
+            .prepare("SELECT body, delta FROM sheet_revisions WHERE sheet_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map(params![id.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
         let mut out = Vec::new();
+        let mut answers = BTreeMap::new();
         for r in rows {
-            let mut s: SheetState = serde_json::from_str(&r?)?;
+            let (body, delta) = r?;
+            let mut s: SheetState = serde_json::from_str(&body)?;
+            // A delta row carries the answers it changed; fold them over the
+            // answers so far. A whole row (delta = 0) replaces them.
+            if delta == 0 {
+                answers = std::mem::take(&mut s.answers);
+            } else {
+                answers.extend(std::mem::take(&mut s.answers));
+            }
+            s.answers = answers.clone();
             if view == SheetView::Progress {
                 redact(&mut s);
             }
