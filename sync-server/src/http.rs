@@ -482,7 +482,12 @@ async fn push(
 ) -> Result<Response> {
     let resp = blocking(&state, move |s| s.push(&p, &req)).await?;
     if state.fault_exit_after_commit && !resp.results.is_empty() {
-        tracing::warn!("fault hook: exiting after commit, before the response");
+        // Die the way a power cut or the OOM killer does: SIGKILL, no unwinding,
+        // no flush; exit code 86 only if `kill` itself is unavailable.
+        tracing::warn!("fault hook: SIGKILL after commit, before the response");
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &std::process::id().to_string()])
+            .status();
         std::process::exit(86);
     }
     Ok(axum::Json(resp).into_response())
