@@ -122,7 +122,11 @@ async fn retried_batch_after_crash_yields_no_duplicate() {
         .unwrap()
         .unwrap();
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(exit.signal(), Some(9), "the server died by SIGKILL after committing: {exit:?}");
+    assert_eq!(
+        exit.signal(),
+        Some(9),
+        "the server died by SIGKILL after committing: {exit:?}"
+    );
 
     // Restart on the same data; the device retries the very same batch.
     let (mut child, url) = start(dir.path(), false).await;
