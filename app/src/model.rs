@@ -134,6 +134,126 @@ pub(crate) fn skeleton(key: &SheetKey, owner: Uuid) -> SheetState {
     }
 }
 
+/// How a folded write stamps revisions.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Stamp<'a> {
+    /// Not acknowledged yet: revisions stay what the device last saw, so the
+    /// next edit still names the base the user built on.
+    Pending,
+    /// Acknowledged at server `seq`; for a conflict outcome only the criteria
+    /// in `applied` took effect (a note edit in conflict did not).
+    Acked {
+        seq: u64,
+        applied: Option<&'a [String]>,
+    },
+}
+
+/// Folds one sheet operation into a sheet (created from the op's key when a
+/// first edit arrives). One rule for the local overlay of pending edits and
+/// for the snapshot an acknowledgement updates.
+pub(crate) fn apply_sheet_op(
+    sheet: &mut Option<SheetState>,
+    op: &Op,
+    owner: Uuid,
+    device: Uuid,
+    stamp: Stamp<'_>,
+) {
+    let (seq, applied) = match stamp {
+        Stamp::Pending => (None, None),
+        Stamp::Acked { seq, applied } => (Some(seq), applied),
+    };
+    let bump = |s: &mut SheetState| {
+        if let Some(q) = seq {
+            s.revision = s.revision.max(q);
+        }
+    };
+    match op {
+        Op::SetAnswers {
+            sheet: key,
+            answers,
+        } => {
+            let s = sheet.get_or_insert_with(|| skeleton(key, owner));
+            for e in answers {
+                if applied.is_some_and(|a| !a.contains(&e.criterion)) {
+                    continue;
+                }
+                let rev = seq
+                    .unwrap_or_else(|| s.answers.get(&e.criterion).map_or(e.base_rev, |a| a.rev));
+                s.answers.insert(
+                    e.criterion.clone(),
+                    AnswerState {
+                        answer: e.answer.clone(),
+                        rev,
+                        device_id: device,
+                    },
+                );
+            }
+            bump(s);
+        }
+        Op::SetNote {
+            sheet: key, note, ..
+        } if applied.is_none() => {
+            let s = sheet.get_or_insert_with(|| skeleton(key, owner));
+            s.note = note.clone();
+            if let Some(q) = seq {
+                s.note_rev = q;
+            }
+            bump(s);
+        }
+        Op::Submit { .. } => {
+            if let Some(s) = sheet.as_mut() {
+                s.status = SheetStatus::Submitted;
+            }
+        }
+        Op::Reopen { reason, .. } => {
+            if let Some(s) = sheet.as_mut() {
+                s.status = SheetStatus::Reopened;
+                s.reopen_reason = Some(reason.clone());
+            }
+        }
+        Op::ResolveConflict {
+            conflict_id,
+            answer,
+            note,
+            ..
+        } => {
+            if let Some(s) = sheet.as_mut() {
+                let field = s
+                    .conflicts
+                    .iter_mut()
+                    .find(|c| c.id == *conflict_id)
+                    .map(|c| {
+                        c.resolved = true;
+                        c.field.clone()
+                    });
+                match (field, answer, note) {
+                    (Some(ConflictField::Answer { criterion, .. }), Some(a), _) => {
+                        let rev =
+                            seq.unwrap_or_else(|| s.answers.get(&criterion).map_or(0, |x| x.rev));
+                        s.answers.insert(
+                            criterion,
+                            AnswerState {
+                                answer: a.clone(),
+                                rev,
+                                device_id: device,
+                            },
+                        );
+                    }
+                    (Some(ConflictField::Note { .. }), _, Some(n)) => {
+                        s.note = n.clone();
+                        if let Some(q) = seq {
+                            s.note_rev = q;
+                        }
+                    }
+                    _ => {}
+                }
+                bump(s);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The sheet as this device shows it: the server snapshot (or nothing) with
 /// the pending mutations of that slot applied in id order.
 pub(crate) fn sheet_view(
@@ -144,81 +264,7 @@ pub(crate) fn sheet_view(
 ) -> Option<SheetState> {
     let mut sheet = server;
     for m in pending {
-        match &m.op {
-            Op::SetAnswers {
-                sheet: key,
-                answers,
-            } => {
-                let s = sheet.get_or_insert_with(|| skeleton(key, owner));
-                for e in answers {
-                    let rev = s.answers.get(&e.criterion).map_or(e.base_rev, |a| a.rev);
-                    s.answers.insert(
-                        e.criterion.clone(),
-                        AnswerState {
-                            answer: e.answer.clone(),
-                            rev,
-                            device_id: device,
-                        },
-                    );
-                }
-            }
-            Op::SetNote {
-                sheet: key, note, ..
-            } => {
-                let s = sheet.get_or_insert_with(|| skeleton(key, owner));
-                s.note = note.clone();
-            }
-            Op::Submit { .. } => {
-                if let Some(s) = sheet.as_mut() {
-                    s.status = SheetStatus::Submitted;
-                }
-            }
-            Op::Reopen { reason, .. } => {
-                if let Some(s) = sheet.as_mut() {
-                    s.status = SheetStatus::Reopened;
-                    s.reopen_reason = Some(reason.clone());
-                }
-            }
-            Op::ResolveConflict {
-                conflict_id,
-                answer,
-                note,
-                ..
-            } => {
-                if let Some(s) = sheet.as_mut() {
-                    let field = s
-                        .conflicts
-                        .iter_mut()
-                        .find(|c| c.id == *conflict_id)
-                        .map(|c| {
-                            c.resolved = true;
-                            c.field.clone()
-                        });
-                    match field {
-                        Some(ConflictField::Answer { criterion, .. }) => {
-                            if let Some(a) = answer {
-                                let rev = s.answers.get(&criterion).map_or(0, |x| x.rev);
-                                s.answers.insert(
-                                    criterion,
-                                    AnswerState {
-                                        answer: a.clone(),
-                                        rev,
-                                        device_id: device,
-                                    },
-                                );
-                            }
-                        }
-                        Some(ConflictField::Note { .. }) => {
-                            if let Some(n) = note {
-                                s.note = n.clone();
-                            }
-                        }
-                        None => {}
-                    }
-                }
-            }
-            _ => {}
-        }
+        apply_sheet_op(&mut sheet, &m.op, owner, device, Stamp::Pending);
     }
     sheet
 }

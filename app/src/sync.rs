@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocop_shared::wire::{
-    AnswerState, DEFAULT_PULL_LIMIT, Entity, MAX_BATCH_MUTATIONS, Mutation, Op, Outcome,
-    PullResponse, PushResponse, SheetState, SheetStatus,
+    DEFAULT_PULL_LIMIT, Entity, MAX_BATCH_MUTATIONS, Mutation, Op, Outcome, PullResponse,
+    PushResponse, SheetState,
 };
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
@@ -23,7 +23,7 @@ use crate::model::{self, DECISION, PARTICIPATION, SHEET};
 use crate::net::{self, Api};
 use crate::plan::{self, Failure, Next, Pending, PushRefusal};
 use crate::status::{self, Phase, Progress, SyncState};
-use ocop_shared::wire::{ConflictField, DecisionInfo, ParticipationInfo};
+use ocop_shared::wire::{DecisionInfo, ParticipationInfo};
 
 /// What one `sync_now` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -737,80 +737,18 @@ fn ack(
         Some(j) => Some(serde_json::from_str(&j)?),
         None => None,
     };
-    match &m.op {
-        Op::SetAnswers { sheet, answers } => {
-            let sn = snap.get_or_insert_with(|| model::skeleton(sheet, s.user.id));
-            if let Some(c) = canonical {
-                sn.id = c;
-            }
-            for e in answers {
-                if applied.is_some_and(|a| !a.contains(&e.criterion)) {
-                    continue;
-                }
-                sn.answers.insert(
-                    e.criterion.clone(),
-                    AnswerState {
-                        answer: e.answer.clone(),
-                        rev: seq,
-                        device_id: s.device_id,
-                    },
-                );
-            }
-            sn.revision = sn.revision.max(seq);
-        }
-        Op::SetNote { sheet, note, .. } if applied.is_none() => {
-            let sn = snap.get_or_insert_with(|| model::skeleton(sheet, s.user.id));
-            sn.note = note.clone();
-            sn.note_rev = seq;
-            sn.revision = sn.revision.max(seq);
-        }
-        Op::Submit { .. } => {
-            if let Some(sn) = snap.as_mut() {
-                sn.status = SheetStatus::Submitted;
-            }
-        }
-        Op::Reopen { reason, .. } => {
-            if let Some(sn) = snap.as_mut() {
-                sn.status = SheetStatus::Reopened;
-                sn.reopen_reason = Some(reason.clone());
-            }
-        }
-        Op::ResolveConflict {
-            conflict_id,
-            answer,
-            note,
-            ..
-        } => {
-            if let Some(sn) = snap.as_mut() {
-                let field = sn
-                    .conflicts
-                    .iter_mut()
-                    .find(|c| c.id == *conflict_id)
-                    .map(|c| {
-                        c.resolved = true;
-                        c.field.clone()
-                    });
-                match (field, answer, note) {
-                    (Some(ConflictField::Answer { criterion, .. }), Some(a), _) => {
-                        sn.answers.insert(
-                            criterion,
-                            AnswerState {
-                                answer: a.clone(),
-                                rev: seq,
-                                device_id: s.device_id,
-                            },
-                        );
-                    }
-                    (Some(ConflictField::Note { .. }), _, Some(n)) => {
-                        sn.note = n.clone();
-                        sn.note_rev = seq;
-                    }
-                    _ => {}
-                }
-                sn.revision = sn.revision.max(seq);
-            }
-        }
-        _ => {}
+    model::apply_sheet_op(
+        &mut snap,
+        &m.op,
+        s.user.id,
+        s.device_id,
+        model::Stamp::Acked {
+            seq,
+            applied: applied.map(Vec::as_slice),
+        },
+    );
+    if let (Some(sn), Some(c), Op::SetAnswers { .. }) = (snap.as_mut(), canonical, &m.op) {
+        sn.id = c;
     }
     if let Some(sn) = snap {
         tx.execute(
