@@ -176,6 +176,11 @@ CREATE INDEX entities_round ON entities(round_id, kind);
     r#"
 ALTER TABLE sheet_revisions ADD COLUMN delta INTEGER NOT NULL DEFAULT 0;
 "#,
+    // 3: every push answers with the caller's missing attachments; without this
+    // index that query scanned every sheet on the server on each push.
+    r#"
+CREATE INDEX sheets_owner ON sheets(owner_id);
+"#,
 ];
 
 /// Read connections per store.
