@@ -181,6 +181,43 @@ async fn responses_are_gzipped_when_accepted_and_gzip_bodies_are_read() {
     );
 }
 
+/// The app's client accepts both; zstd is preferred (cheaper to make and to
+/// read for a pull page of a thousand sheets) and round-trips to the same JSON.
+#[tokio::test]
+async fn zstd_is_preferred_when_accepted_and_zstd_bodies_are_read() {
+    let (_d, app) = app().await;
+    let req = Request::get(paths::OPENAPI)
+        .header("accept-encoding", "gzip, zstd")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "zstd");
+    let (_, packed) = body_of(resp).await;
+    assert!(packed.len() < ocop_sync_server::http::OPENAPI_JSON.len());
+    assert_eq!(
+        zstd::decode_all(&packed[..]).unwrap(),
+        ocop_sync_server::http::OPENAPI_JSON.as_bytes()
+    );
+
+    let body = zstd::encode_all(
+        &br#"{"username":"admin","password":"wrong","device_name":"x"}"#[..],
+        1,
+    )
+    .unwrap();
+    let req = Request::post(paths::LOGIN)
+        .header("content-type", "application/json")
+        .header("content-encoding", "zstd")
+        .body(Body::from(body))
+        .unwrap();
+    let (status, body) = body_of(app.oneshot(req).await.unwrap()).await;
+    assert_eq!(
+        status,
+        401,
+        "zstd body decoded and the password checked: {}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
 #[tokio::test]
 async fn rubric_import_reports_every_issue_and_published_versions_are_immutable() {
     let dir = tempfile::tempdir().unwrap();

@@ -296,10 +296,11 @@ struct Client {
 
 impl Client {
     fn new(url: &str) -> Client {
-        // No automatic gzip: we count the compressed bytes ourselves.
+        // No automatic decompression: we count the compressed bytes ourselves.
         Client {
             http: reqwest::Client::builder()
                 .no_gzip()
+                .no_zstd()
                 .pool_max_idle_per_host(600)
                 .build()
                 .expect("client"),
@@ -314,7 +315,7 @@ impl Client {
             .post(format!("{}{}", self.url, paths::PUSH))
             .bearer_auth(token)
             .header("content-type", "application/json")
-            .header("accept-encoding", "gzip")
+            .header("accept-encoding", ACCEPT_ENCODING)
             .body(body)
             .send()
             .await
@@ -332,7 +333,7 @@ impl Client {
                 paths::PULL
             ))
             .bearer_auth(token)
-            .header("accept-encoding", "gzip")
+            .header("accept-encoding", ACCEPT_ENCODING)
             .send()
             .await
             .expect("pull");
@@ -340,22 +341,28 @@ impl Client {
     }
 }
 
+/// What the app's HTTP client (reqwest with its gzip and zstd features) sends.
+const ACCEPT_ENCODING: &str = "gzip, zstd";
+
 async fn decode<T: serde::de::DeserializeOwned>(r: reqwest::Response) -> (T, u64) {
     let status = r.status();
-    let gz = r
+    let encoding = r
         .headers()
         .get("content-encoding")
-        .is_some_and(|v| v == "gzip");
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
     let bytes = r.bytes().await.expect("body");
     let n = bytes.len() as u64;
-    let text = if gz {
-        let mut s = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut s)
-            .expect("gunzip");
-        s
-    } else {
-        bytes.to_vec()
+    let text = match encoding.as_deref() {
+        Some("gzip") => {
+            let mut s = Vec::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_end(&mut s)
+                .expect("gunzip");
+            s
+        }
+        Some("zstd") => zstd::decode_all(&bytes[..]).expect("zstd"),
+        Some(other) => panic!("unexpected content-encoding {other}"),
+        None => bytes.to_vec(),
     };
     assert!(
         status.is_success(),
@@ -475,7 +482,7 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
         0,
         bytes,
         server.peak_rss_mb(),
-        "gzip".into(),
+        "zstd, as the app negotiates".into(),
     ));
 
     // Current revisions of member 0's sheets, as its devices last pulled them.
