@@ -31,6 +31,7 @@ pub mod sqlite;
 pub mod store;
 pub mod testing;
 
+use axum::serve::ListenerExt as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -73,8 +74,16 @@ pub async fn open(data_dir: &Path, opts: Options) -> Result<AppState> {
 /// Serves the API on `listener` until the returned future is dropped or fails.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).await?;
+    axum::serve(listener.tap_io(no_delay), app).await?;
     Ok(())
+}
+
+/// Answers go out at once: with Nagle's algorithm a small response written
+/// behind an unacknowledged one waits for the client's delayed ACK.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
 }
 
 /// Like [`serve`], stopping gracefully when `shutdown` completes.
@@ -84,7 +93,7 @@ pub async fn serve_until(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    axum::serve(listener.tap_io(no_delay), app)
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())

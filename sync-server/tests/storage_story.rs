@@ -338,3 +338,34 @@ fn negative_schema_version_is_refused_not_read_as_a_huge_one() {
         .unwrap();
     assert_eq!(tables, 0, "nothing was migrated into a foreign file");
 }
+
+/// The writer never checkpoints (the commit that did paid for everyone's
+/// pages); a background thread copies committed pages into the database file
+/// while the store stays open, so the WAL does not grow without bound.
+#[test]
+fn committed_pages_reach_the_database_file_while_the_store_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ckpt.sqlite3");
+    let sqlite = SqliteStore::open(&path).unwrap();
+    let store: &dyn Store = &sqlite;
+    let before = std::fs::metadata(&path).unwrap().len();
+    // The bundled rubrics and the demo round: a few hundred KB of commits.
+    store.install_bundled_rubrics().unwrap();
+    demo::seed(store).unwrap();
+    let wal = dir.path().join("ckpt.sqlite3-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 100_000);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = std::fs::metadata(&path).unwrap().len();
+        if now >= before + 100_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "database file still {now} bytes (was {before}) 20 s after the commits"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Still a working store afterwards.
+    assert!(!demo::seed(store).unwrap().created);
+}

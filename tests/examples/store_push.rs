@@ -1,111 +1,102 @@
-//! Where push time goes: the store alone (no HTTP), JSON decode alone.
-use std::time::Instant;
+//! Where push time goes: the benchmark's "push N to an empty server" workload
+//! (100 members × 100 products, full 31-criterion sheets with notes) through
+//! the store alone, without HTTP; and JSON decoding alone.
+//!
+//! `cargo run --release -p ocop-tests --example store_push [REPEATS]` prints
+//! each repeat and the median (each repeat uses a new server directory).
 
-use ocop_shared::bundled;
+use std::time::{Duration, Instant};
+
 use ocop_shared::wire::*;
-use ocop_sync_server::{Options, Principal};
-use uuid::Uuid;
+use ocop_sync_server::Options;
+use ocop_tests::load::{ADMIN_PASSWORD, full_sheet, setup};
 
 fn main() {
-    let tmp = tempfile::tempdir().unwrap();
-    let st = ocop_sync_server::open_blocking(
-        tmp.path(),
-        Options {
-            admin_password: Some("x-admin-password".into()),
-            public_url: None,
-        },
-    )
-    .unwrap();
-    let info = ocop_sync_server::demo::seed(st.store.as_ref()).unwrap();
-    let rubric = bundled::load(bundled::FOOD_PROCESSED_CEREAL_1048).rubric;
-    let store = st.store.as_ref();
-    let member = &info.members()[0];
-    let tok = store
-        .login(&LoginRequest {
-            username: member.username.clone(),
-            password: member.password.clone(),
-            device_name: "x".into(),
-            device_id: None,
-        })
-        .unwrap();
-    let who = store.authenticate(&tok.token).unwrap().unwrap();
-    let products: Vec<_> = info
-        .products
-        .iter()
-        .filter(|p| p.rubric.id == rubric.id)
-        .cloned()
-        .collect();
-    // Many sheets: reuse products by making one mutation per (product) per fake batch; sheets unique per product so
-    // we create a new sheet only the first time; later batches edit with base revs of the same device (fresh).
-    let mk = |p: &ProductInfo, seed: usize, id: u64| Mutation {
-        id,
-        client_time: None,
-        op: Op::SetAnswers {
-            sheet: SheetKey {
-                sheet_id: Uuid::now_v7(),
-                round_id: p.round_id,
-                product_id: p.id,
-                rubric: p.rubric.clone(),
+    let repeats: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3);
+    let (members, products) = (100, 100);
+    let n = members * products;
+    let (mut decode, mut push) = (Vec::new(), Vec::new());
+    for r in 0..repeats {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let s = setup(tmp.path(), members, products);
+        let state = ocop_sync_server::open_blocking(
+            tmp.path(),
+            Options {
+                admin_password: Some(ADMIN_PASSWORD.into()),
+                public_url: None,
             },
-            answers: rubric
-                .criteria()
-                .enumerate()
-                .map(|(k, (_, _, c))| {
-                    let o: Vec<_> = c.options().collect();
-                    AnswerEdit {
-                        criterion: c.code.clone(),
-                        answer: Answer {
-                            option: Some(o[(seed + k) % o.len()].id.clone()),
-                            note: format!("Đã đối chiếu hồ sơ tại cơ sở, số {seed}-{k}"),
-                            ..Default::default()
-                        },
-                        base_rev: 0,
-                    }
-                })
-                .collect(),
-        },
-    };
-    let mut id = 0;
-    let batches: Vec<PushRequest> = (0..100)
-        .map(|b| PushRequest {
-            protocol: PROTOCOL_VERSION,
-            mutations: (0..100)
-                .map(|i| {
-                    id += 1;
-                    mk(&products[i % products.len()], b * 100 + i, id)
-                })
-                .collect(),
-        })
-        .collect();
-    let texts: Vec<Vec<u8>> = batches
-        .iter()
-        .map(|b| serde_json::to_vec(b).unwrap())
-        .collect();
-    let t = Instant::now();
-    for t in &texts {
-        let _: PushRequest = serde_json::from_slice(t).unwrap();
-    }
-    println!(
-        "decode 10,000 sheet mutations: {:?} ({:.0}/s), {} bytes each",
-        t.elapsed(),
-        10_000.0 / t.elapsed().as_secs_f64(),
-        texts[0].len() / 100
-    );
-    let t = Instant::now();
-    for b in &batches {
-        let r = store.push(&who, b).unwrap();
-        assert!(
-            r.results
-                .iter()
-                .all(|x| matches!(x.outcome, Outcome::Applied { .. })),
-            "{:?}",
-            r.results[0]
+        )
+        .expect("open");
+        let store = state.store.as_ref();
+        let bodies: Vec<(String, Vec<u8>)> = (0..members)
+            .map(|m| {
+                let req = PushRequest {
+                    protocol: PROTOCOL_VERSION,
+                    mutations: s
+                        .products
+                        .iter()
+                        .enumerate()
+                        .map(|(p, prod)| Mutation {
+                            id: p as u64 + 1,
+                            client_time: None,
+                            op: full_sheet(&s.rubric, prod, m * 7 + p),
+                        })
+                        .collect(),
+                };
+                (
+                    s.members[m].clone(),
+                    serde_json::to_vec(&req).expect("encode"),
+                )
+            })
+            .collect();
+        let t = Instant::now();
+        let reqs: Vec<PushRequest> = bodies
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).expect("decode"))
+            .collect();
+        decode.push(t.elapsed());
+        let who: Vec<_> = bodies
+            .iter()
+            .map(|(tok, _)| store.authenticate(tok).expect("auth").expect("device"))
+            .collect();
+        let t = Instant::now();
+        for (req, who) in reqs.iter().zip(&who) {
+            let resp = store.push(who, req).expect("push");
+            assert!(
+                resp.results
+                    .iter()
+                    .all(|x| matches!(x.outcome, Outcome::Applied { .. })),
+                "{:?}",
+                resp.results[0]
+            );
+        }
+        push.push(t.elapsed());
+        println!(
+            "repeat {r}: decode {n} sheet mutations {:.1} ms ({:.0}/s); store.push {n} new sheets {:.1} ms ({:.0}/s)",
+            ms(decode[r]),
+            rate(n, decode[r]),
+            ms(push[r]),
+            rate(n, push[r])
         );
     }
+    decode.sort();
+    push.sort();
+    let (d, p) = (decode[repeats / 2], push[repeats / 2]);
     println!(
-        "store.push 10,000 sheet writes: {:?} ({:.0}/s)",
-        t.elapsed(),
-        10_000.0 / t.elapsed().as_secs_f64()
+        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet)",
+        rate(n, d),
+        rate(n, p),
+        p.as_secs_f64() * 1e6 / n as f64
     );
-    let _ = Principal::system();
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
 }

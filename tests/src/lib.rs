@@ -7,6 +7,7 @@
 //! What it is not: a mock. Every byte a device sends reaches the real server
 //! (or is dropped on purpose by the proxy, as a flaky network would).
 
+pub mod load;
 pub mod proxy;
 pub mod world;
 
