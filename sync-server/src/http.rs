@@ -484,7 +484,7 @@ async fn push(
     Auth(p): Auth,
     Json(req): Json<PushRequest>,
 ) -> Result<Response> {
-    let resp = blocking(&state, move |s| s.push(&p, &req)).await?;
+    let resp = blocking(&state, move |s| s.push_owned(p, req)).await?;
     if state.fault_exit_after_commit && !resp.results.is_empty() {
         // Die the way a power cut or the OOM killer does: SIGKILL, no unwinding,
         // no flush; exit code 86 only if `kill` itself is unavailable.

@@ -197,6 +197,39 @@ pub struct SqliteStore {
     next_reader: std::sync::atomic::AtomicUsize,
     rubrics: Mutex<HashMap<RubricRef, Arc<Rubric>>>,
     checkpointer: Checkpointer,
+    /// Pushes waiting for the writer (see `commit_group`).
+    push_queue: Mutex<std::collections::VecDeque<Arc<PushJob>>>,
+    /// Group commits made and pushes they carried (see [`SqliteStore::group_stats`]).
+    groups: std::sync::atomic::AtomicU64,
+    grouped_pushes: std::sync::atomic::AtomicU64,
+    group_mutations: usize,
+}
+
+/// A push waiting in the group-commit queue, and then its answer.
+struct PushJob {
+    work: Mutex<Option<(Principal, PushRequest)>>,
+    done: Mutex<Option<Result<PushResponse>>>,
+}
+
+/// At most this many mutations are committed together; a group still always
+/// takes at least one push, whatever its size.
+const GROUP_MUTATIONS: usize = 2_000;
+
+/// What is checked before a push touches the database.
+fn check_push(req: &PushRequest) -> Result<()> {
+    if req.protocol != PROTOCOL_VERSION {
+        return Err(Error::BadRequest(format!(
+            "protocol {} is not supported; this server speaks protocol {PROTOCOL_VERSION}",
+            req.protocol
+        )));
+    }
+    if req.mutations.len() > MAX_BATCH_MUTATIONS {
+        return Err(Error::TooLarge(format!(
+            "{} mutations in one push; the limit is {MAX_BATCH_MUTATIONS}",
+            req.mutations.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Copies committed WAL pages back into the database file on its own thread
@@ -737,6 +770,10 @@ impl SqliteStore {
             next_reader: std::sync::atomic::AtomicUsize::new(0),
             rubrics: Mutex::new(HashMap::new()),
             checkpointer,
+            push_queue: Mutex::new(std::collections::VecDeque::new()),
+            groups: std::sync::atomic::AtomicU64::new(0),
+            grouped_pushes: std::sync::atomic::AtomicU64::new(0),
+            group_mutations: GROUP_MUTATIONS,
         })
     }
 
@@ -873,6 +910,195 @@ impl SqliteStore {
             next_cursor,
             has_more,
         })
+    }
+
+    /// One push inside the caller's transaction: per-mutation savepoints,
+    /// idempotency rows, outcomes, the seq counter, missing attachments.
+    fn push_in(
+        &self,
+        tx: &Connection,
+        actor: &Principal,
+        req: &PushRequest,
+    ) -> Result<PushResponse> {
+        let mut seq = SeqAlloc {
+            next: current_seq(tx)? + 1,
+            used: false,
+        };
+        let device = actor.device_id.to_string();
+        let at = now();
+        let mut cache = BatchCache::default();
+        let mut results = Vec::with_capacity(req.mutations.len());
+        for m in &req.mutations {
+            let hash = json_sha256_hex(m)?;
+            // The mutation's text is only kept when it is quarantined.
+            let body = || serde_json::to_string(m);
+            // Seen before (a resend, or the same id twice in this batch)? The
+            // writer lock makes look-then-insert safe; one write per mutation.
+            let prior: Option<(String, String)> = tx
+                .prepare_cached(
+                    "SELECT body_hash, outcome FROM applied_mutations WHERE device_id = ?1 AND mutation_id = ?2",
+                )?
+                .query_row(params![device, m.id as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((old_hash, old_outcome)) = prior {
+                let outcome = if old_hash == hash {
+                    let original: Outcome = serde_json::from_str(&old_outcome)?;
+                    Outcome::Duplicate {
+                        original: Box::new(original.original().clone()),
+                    }
+                } else {
+                    let reason = format!(
+                        "mutation id {} was already used by this device for a different change",
+                        m.id
+                    );
+                    quarantine_row(tx, actor, m, &body()?, RejectCode::IdReused, &reason)?;
+                    Outcome::Rejected {
+                        code: RejectCode::IdReused,
+                        reason,
+                    }
+                };
+                results.push(MutationResult { id: m.id, outcome });
+                continue;
+            }
+            // Each mutation runs in a savepoint: a rejection undoes its partial writes only.
+            let applied = {
+                // Cached statements: SAVEPOINT/RELEASE run twice per mutation.
+                tx.prepare_cached("SAVEPOINT mutation")?.execute([])?;
+                let mut ctx = PushCtx {
+                    cache: &mut cache,
+                    conn: tx,
+                    actor,
+                    seq: &mut seq,
+                    mutation_id: m.id,
+                    store: self,
+                };
+                let r = self.apply_mutation(&mut ctx, m);
+                if r.is_err() {
+                    tx.prepare_cached("ROLLBACK TO mutation")?.execute([])?;
+                }
+                tx.prepare_cached("RELEASE mutation")?.execute([])?;
+                r
+            };
+            let outcome = match applied {
+                Ok(o) => o,
+                Err(OpError::Reject(code, reason)) => {
+                    quarantine_row(tx, actor, m, &body()?, code, &reason)?;
+                    Outcome::Rejected { code, reason }
+                }
+                Err(OpError::Store(e)) => return Err(e),
+            };
+            tx.prepare_cached(
+                "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                device,
+                m.id as i64,
+                hash,
+                serde_json::to_string(&outcome)?,
+                at
+            ])?;
+            let (status, oseq) = match &outcome {
+                Outcome::Applied { seq, .. } | Outcome::Conflict { seq, .. } => {
+                    ("applied", Some(*seq))
+                }
+                Outcome::Rejected { .. } => ("rejected", None),
+                Outcome::Duplicate { .. } => ("duplicate", None),
+            };
+            audit(
+                tx,
+                actor,
+                &format!("push:{}", op_name(&m.op)),
+                serde_json::json!({"mutation_id": m.id, "status": status, "outcome": outcome}),
+                oseq,
+            )?;
+            results.push(MutationResult { id: m.id, outcome });
+        }
+        if seq.used {
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'seq'",
+                params![seq.next as i64],
+            )?;
+        }
+        let missing_attachments = missing_attachments(tx, actor.user.id)?;
+        let server_seq = current_seq(tx)?;
+        Ok(PushResponse {
+            results,
+            missing_attachments,
+            server_seq,
+        })
+    }
+
+    /// Group commit: runs the queued pushes (up to `GROUP_MUTATIONS`
+    /// mutations) in one transaction, each inside its own savepoint so a push
+    /// that fails is undone alone, then one commit (one WAL sync) for all.
+    fn commit_group(&self, conn: &mut Connection) {
+        let jobs: Vec<Arc<PushJob>> = {
+            let mut q = lock(&self.push_queue);
+            let mut n = 0;
+            let mut take = 0;
+            for j in q.iter() {
+                let k = lock(&j.work).as_ref().map_or(0, |(_, r)| r.mutations.len());
+                if take > 0 && n + k > self.group_mutations {
+                    break;
+                }
+                n += k;
+                take += 1;
+            }
+            q.drain(..take).collect()
+        };
+        let fail_all = |jobs: &[Arc<PushJob>], e: &Error| {
+            for j in jobs {
+                let mut done = lock(&j.done);
+                if done.as_ref().is_none_or(|r| r.is_ok()) {
+                    *done = Some(Err(Error::Internal(format!("push not saved: {e}"))));
+                }
+            }
+        };
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => return fail_all(&jobs, &e.into()),
+        };
+        for j in &jobs {
+            let Some((actor, req)) = lock(&j.work).take() else {
+                continue;
+            };
+            let r = tx
+                .execute_batch("SAVEPOINT push")
+                .map_err(Error::from)
+                .and_then(|()| {
+                    let r = self.push_in(&tx, &actor, &req);
+                    if r.is_err() {
+                        tx.execute_batch("ROLLBACK TO push")?;
+                    }
+                    tx.execute_batch("RELEASE push")?;
+                    r
+                });
+            *lock(&j.done) = Some(r);
+        }
+        match tx.commit() {
+            Ok(()) => {
+                self.checkpointer.nudge();
+                use std::sync::atomic::Ordering::Relaxed;
+                self.groups.fetch_add(1, Relaxed);
+                self.grouped_pushes.fetch_add(jobs.len() as u64, Relaxed);
+            }
+            Err(e) => fail_all(&jobs, &e.into()),
+        }
+    }
+
+    /// Caps a group commit at `n` mutations (default `GROUP_MUTATIONS`; tests
+    /// use small caps to queue more pushes than one group takes).
+    pub fn with_group_limit(mut self, n: usize) -> SqliteStore {
+        self.group_mutations = n;
+        self
+    }
+
+    /// (commits, pushes) made through [`Store::push_owned`] since open: how
+    /// much group commit saved.
+    pub fn group_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.groups.load(Relaxed), self.grouped_pushes.load(Relaxed))
     }
 
     fn write_tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
@@ -2745,126 +2971,35 @@ impl Store for SqliteStore {
     }
 
     fn push(&self, actor: &Principal, req: &PushRequest) -> Result<PushResponse> {
-        if req.protocol != PROTOCOL_VERSION {
-            return Err(Error::BadRequest(format!(
-                "protocol {} is not supported; this server speaks protocol {PROTOCOL_VERSION}",
-                req.protocol
-            )));
-        }
-        if req.mutations.len() > MAX_BATCH_MUTATIONS {
-            return Err(Error::TooLarge(format!(
-                "{} mutations in one push; the limit is {MAX_BATCH_MUTATIONS}",
-                req.mutations.len()
-            )));
-        }
+        check_push(req)?;
         let mut conn = lock(&self.writer);
-        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut seq = SeqAlloc {
-            next: current_seq(&tx)? + 1,
-            used: false,
-        };
-        let device = actor.device_id.to_string();
-        let at = now();
-        let mut cache = BatchCache::default();
-        let mut results = Vec::with_capacity(req.mutations.len());
-        for m in &req.mutations {
-            let hash = json_sha256_hex(m)?;
-            // The mutation's text is only kept when it is quarantined.
-            let body = || serde_json::to_string(m);
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at)
-                     VALUES (?1, ?2, ?3, '', ?4) ON CONFLICT (device_id, mutation_id) DO NOTHING",
-                )?
-                .execute(params![device, m.id as i64, hash, at])?;
-            if inserted == 0 {
-                let (old_hash, old_outcome): (String, String) = tx
-                    .prepare_cached(
-                        "SELECT body_hash, outcome FROM applied_mutations WHERE device_id = ?1 AND mutation_id = ?2",
-                    )?
-                    .query_row(params![device, m.id as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                let outcome = if old_hash == hash {
-                    let original: Outcome = serde_json::from_str(&old_outcome)?;
-                    Outcome::Duplicate {
-                        original: Box::new(original.original().clone()),
-                    }
-                } else {
-                    let reason = format!(
-                        "mutation id {} was already used by this device for a different change",
-                        m.id
-                    );
-                    quarantine_row(&tx, actor, m, &body()?, RejectCode::IdReused, &reason)?;
-                    Outcome::Rejected {
-                        code: RejectCode::IdReused,
-                        reason,
-                    }
-                };
-                results.push(MutationResult { id: m.id, outcome });
-                continue;
-            }
-            // Each mutation runs in a savepoint: a rejection undoes its partial writes only.
-            let applied = {
-                let sp = tx.savepoint()?;
-                let mut ctx = PushCtx {
-                    cache: &mut cache,
-                    conn: &sp,
-                    actor,
-                    seq: &mut seq,
-                    mutation_id: m.id,
-                    store: self,
-                };
-                match self.apply_mutation(&mut ctx, m) {
-                    Ok(o) => {
-                        sp.commit()?;
-                        Ok(o)
-                    }
-                    // dropping the savepoint rolls it back
-                    Err(e) => Err(e),
-                }
-            };
-            let outcome = match applied {
-                Ok(o) => o,
-                Err(OpError::Reject(code, reason)) => {
-                    quarantine_row(&tx, actor, m, &body()?, code, &reason)?;
-                    Outcome::Rejected { code, reason }
-                }
-                Err(OpError::Store(e)) => return Err(e),
-            };
-            tx.prepare_cached(
-                "UPDATE applied_mutations SET outcome = ?1 WHERE device_id = ?2 AND mutation_id = ?3",
-            )?
-            .execute(params![serde_json::to_string(&outcome)?, device, m.id as i64])?;
-            let (status, oseq) = match &outcome {
-                Outcome::Applied { seq, .. } | Outcome::Conflict { seq, .. } => {
-                    ("applied", Some(*seq))
-                }
-                Outcome::Rejected { .. } => ("rejected", None),
-                Outcome::Duplicate { .. } => ("duplicate", None),
-            };
-            audit(
-                &tx,
-                actor,
-                &format!("push:{}", op_name(&m.op)),
-                serde_json::json!({"mutation_id": m.id, "status": status, "outcome": outcome}),
-                oseq,
-            )?;
-            results.push(MutationResult { id: m.id, outcome });
-        }
-        if seq.used {
-            tx.execute(
-                "UPDATE meta SET value = ?1 WHERE key = 'seq'",
-                params![seq.next as i64],
-            )?;
-        }
-        let missing_attachments = missing_attachments(&tx, actor.user.id)?;
-        let server_seq = current_seq(&tx)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let resp = self.push_in(&tx, actor, req)?;
         tx.commit()?;
         self.checkpointer.nudge();
-        Ok(PushResponse {
-            results,
-            missing_attachments,
-            server_seq,
-        })
+        Ok(resp)
+    }
+
+    fn push_owned(&self, actor: Principal, req: PushRequest) -> Result<PushResponse> {
+        check_push(&req)?;
+        let job = Arc::new(PushJob {
+            work: Mutex::new(Some((actor, req))),
+            done: Mutex::new(None),
+        });
+        lock(&self.push_queue).push_back(job.clone());
+        // Whoever holds the writer commits everything queued so far; a caller
+        // that gets the writer after its push was done by another only reads
+        // its answer.
+        // Holding the writer, a push not done yet is still queued (a group
+        // runs and answers entirely under the writer lock); each group takes
+        // at least the oldest push, so this ends.
+        let mut conn = lock(&self.writer);
+        loop {
+            if let Some(r) = lock(&job.done).take() {
+                return r;
+            }
+            self.commit_group(&mut conn);
+        }
     }
 
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse> {

@@ -157,6 +157,12 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- sync
     fn push(&self, actor: &Principal, req: &PushRequest) -> Result<PushResponse>;
+    /// [`Store::push`] for a caller that hands the request over (the HTTP
+    /// handler): a backend may then commit pushes that arrive together in one
+    /// transaction (group commit). Same outcomes as `push`.
+    fn push_owned(&self, actor: Principal, req: PushRequest) -> Result<PushResponse> {
+        self.push(&actor, &req)
+    }
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse>;
     /// [`Store::pull`] encoded as JSON (what the HTTP layer sends). Backends
     /// that keep entity JSON can splice it instead of re-encoding.
