@@ -38,8 +38,10 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub const MAX_ATTACHMENT_BYTES: u64 = 25 * 1024 * 1024;
 
 /// Default number of changes per pull page (a page may exceed it to keep one
-/// server transaction whole).
-pub const DEFAULT_PULL_LIMIT: usize = 1000;
+/// server transaction whole). 500 full sheets are ~2 MB of JSON: pages of 1,000
+/// pulled no faster and raised the server's peak RSS by ~8 MB
+/// (`cargo bench -p ocop-tests --bench sync`).
+pub const DEFAULT_PULL_LIMIT: usize = 500;
 
 /// HTTP paths, relative to the server base URL.
 pub mod paths {

@@ -186,6 +186,10 @@ CREATE INDEX sheets_owner ON sheets(owner_id);
 /// Read connections per store.
 const READERS: usize = 4;
 
+/// Page cache of each read (and the checkpoint) connection, as SQLite's
+/// negative `cache_size`: KiB.
+const READER_CACHE_KIB: i64 = -512;
+
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -248,6 +252,7 @@ impl Checkpointer {
     fn start(path: &Path) -> Result<Checkpointer> {
         let conn = Connection::open(path)?;
         configure(&conn)?;
+        conn.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
         // One pending wake-up is enough: a checkpoint covers every commit before it.
         let (wake, rx) = std::sync::mpsc::sync_channel::<()>(1);
         let thread = std::thread::Builder::new()
@@ -762,6 +767,9 @@ impl SqliteStore {
         for _ in 0..READERS {
             let reader = Connection::open(path)?;
             configure(&reader)?;
+            // Readers stream pull pages once; a big cache per reader only
+            // raised the server's peak RSS (2 MB each by default).
+            reader.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
             readers.push(Mutex::new(reader));
         }
         Ok(SqliteStore {
@@ -1029,9 +1037,9 @@ impl SqliteStore {
         })
     }
 
-    /// Group commit: runs the queued pushes (up to `GROUP_MUTATIONS`
-    /// mutations) in one transaction, each inside its own savepoint so a push
-    /// that fails is undone alone, then one commit (one WAL sync) for all.
+    /// Group commit: runs the queued pushes (up to `group_mutations`
+    /// mutations, at least one push) in one transaction with one commit (one
+    /// WAL sync) for all, and answers each.
     fn commit_group(&self, conn: &mut Connection) {
         let jobs: Vec<Arc<PushJob>> = {
             let mut q = lock(&self.push_queue);
@@ -1047,43 +1055,50 @@ impl SqliteStore {
             }
             q.drain(..take).collect()
         };
-        let fail_all = |jobs: &[Arc<PushJob>], e: &Error| {
-            for j in jobs {
-                let mut done = lock(&j.done);
-                if done.as_ref().is_none_or(|r| r.is_ok()) {
-                    *done = Some(Err(Error::Internal(format!("push not saved: {e}"))));
-                }
+        let work: Vec<(Arc<PushJob>, Principal, PushRequest)> = jobs
+            .into_iter()
+            .filter_map(|j| {
+                let w = lock(&j.work).take();
+                w.map(|(a, r)| (j, a, r))
+            })
+            .collect();
+        let answer = |j: &PushJob, r: Result<PushResponse>| *lock(&j.done) = Some(r);
+        // All together first. No savepoint per push: an open savepoint keeps a
+        // copy of every page the push touched (memory and time); a push that
+        // fails is rare (a store error, not a refused mutation), and then the
+        // group is undone and each push runs again on its own.
+        let together = (|| -> Result<Vec<PushResponse>> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut out = Vec::with_capacity(work.len());
+            for (_, actor, req) in &work {
+                out.push(self.push_in(&tx, actor, req)?);
             }
-        };
-        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
-            Ok(tx) => tx,
-            Err(e) => return fail_all(&jobs, &e.into()),
-        };
-        for j in &jobs {
-            let Some((actor, req)) = lock(&j.work).take() else {
-                continue;
-            };
-            let r = tx
-                .execute_batch("SAVEPOINT push")
-                .map_err(Error::from)
-                .and_then(|()| {
-                    let r = self.push_in(&tx, &actor, &req);
-                    if r.is_err() {
-                        tx.execute_batch("ROLLBACK TO push")?;
-                    }
-                    tx.execute_batch("RELEASE push")?;
-                    r
-                });
-            *lock(&j.done) = Some(r);
-        }
-        match tx.commit() {
-            Ok(()) => {
+            tx.commit()?;
+            Ok(out)
+        })();
+        match together {
+            Ok(out) => {
                 self.checkpointer.nudge();
                 use std::sync::atomic::Ordering::Relaxed;
                 self.groups.fetch_add(1, Relaxed);
-                self.grouped_pushes.fetch_add(jobs.len() as u64, Relaxed);
+                self.grouped_pushes.fetch_add(work.len() as u64, Relaxed);
+                for ((j, _, _), r) in work.iter().zip(out) {
+                    answer(j, Ok(r));
+                }
             }
-            Err(e) => fail_all(&jobs, &e.into()),
+            Err(e) => {
+                tracing::warn!(error = %e, pushes = work.len(), "group commit failed; each push retried alone");
+                for (j, actor, req) in &work {
+                    let r = (|| {
+                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                        let r = self.push_in(&tx, actor, req)?;
+                        tx.commit()?;
+                        Ok(r)
+                    })();
+                    answer(j, r);
+                }
+                self.checkpointer.nudge();
+            }
         }
     }
 
