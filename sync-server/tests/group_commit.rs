@@ -235,3 +235,82 @@ fn concurrent_pushes_share_commits_and_keep_their_own_outcomes(#[case] limit: Op
     }
     panic!("ten rounds of simultaneous pushes never shared a commit");
 }
+
+/// A push that fails with a store error (here: its resend finds a damaged
+/// idempotency row) gets its error; pushes committed in the same group are
+/// undone with it and run again alone, so they still apply.
+#[test]
+fn a_push_that_fails_does_not_take_its_group_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("group.sqlite3");
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    store.install_bundled_rubrics().unwrap();
+    let info = demo::seed(store.as_ref()).unwrap();
+    let members: Vec<Principal> = info.members()[..4]
+        .iter()
+        .map(|u| {
+            let t = store
+                .enrol(&EnrolRequest {
+                    code: u.enrolment_code.clone(),
+                    device_name: "điện thoại".into(),
+                })
+                .unwrap();
+            store.authenticate(&t.token).unwrap().unwrap()
+        })
+        .collect();
+    let sheets: Vec<Vec<Uuid>> = members
+        .iter()
+        .map(|_| info.products.iter().map(|_| Uuid::now_v7()).collect())
+        .collect();
+    // Member 0's first push lands; then its idempotency row is damaged.
+    let first = member_push(&info, &sheets[0], 1, "a", false);
+    store.push_owned(members[0].clone(), first.clone()).unwrap();
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute(
+        "UPDATE applied_mutations SET outcome = '{damaged' WHERE device_id = ?1",
+        [members[0].device_id.to_string()],
+    )
+    .unwrap();
+    for round in 0..5u64 {
+        let option = if round % 2 == 0 { "b" } else { "c" };
+        let barrier = Arc::new(Barrier::new(members.len()));
+        let handles: Vec<_> = members
+            .iter()
+            .enumerate()
+            .map(|(m, who)| {
+                // Member 0 resends its first push; the others push new values.
+                let req = if m == 0 {
+                    first.clone()
+                } else {
+                    member_push(&info, &sheets[m], 1 + round * 100, option, false)
+                };
+                let (store, who, barrier) = (store.clone(), who.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    (m, store.push_owned(who, req))
+                })
+            })
+            .collect();
+        for h in handles {
+            let (m, r) = h.join().unwrap();
+            if m == 0 {
+                r.expect_err("a damaged outcome row cannot be answered");
+            } else {
+                let r = r.unwrap();
+                assert_eq!(seqs(&r).len(), info.products.len(), "{:?}", r.results);
+            }
+        }
+        for (m, who) in members.iter().enumerate().skip(1) {
+            let page = store.pull(who, 0, 10_000).unwrap();
+            let mine = page
+                .changes
+                .iter()
+                .filter_map(|c| match &c.entity {
+                    ocop_shared::wire::Entity::Sheet(s) if s.owner_id == who.user.id => Some(s),
+                    _ => None,
+                })
+                .count();
+            assert_eq!(mine, info.products.len(), "member {m}'s sheets are stored");
+        }
+    }
+}
