@@ -392,7 +392,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestDecompressionLayer::new())
-        // Fastest level: a pull page of 1,000 sheets is ~4 MB of very repetitive
+        // Fastest level: a pull page of 500 sheets is ~2 MB of very repetitive
         // JSON; zstd (preferred when the client accepts it) or gzip at level 1
         // still shrink it 15-25 fold, and the default levels cost more CPU than
         // the rest of the pull together (measured in tests/benches/sync.rs).

@@ -186,6 +186,10 @@ CREATE INDEX sheets_owner ON sheets(owner_id);
 /// Read connections per store.
 const READERS: usize = 4;
 
+/// WAL length (4 KiB pages) past which the checkpoint thread makes writers
+/// wait once so the WAL starts over (64 MiB).
+const WAL_RESTART_FRAMES: i64 = 16_384;
+
 /// Page cache of each read (and the checkpoint) connection, as SQLite's
 /// negative `cache_size`: KiB.
 const READER_CACHE_KIB: i64 = -512;
@@ -206,7 +210,26 @@ pub struct SqliteStore {
     /// Group commits made and pushes they carried (see [`SqliteStore::group_stats`]).
     groups: std::sync::atomic::AtomicU64,
     grouped_pushes: std::sync::atomic::AtomicU64,
+    group_failures: std::sync::atomic::AtomicU64,
     group_mutations: usize,
+}
+
+/// Answers, when dropped, every push of a group not answered yet: only a
+/// panic in the middle of a group leaves one unanswered.
+struct AnswerAll<'a>(&'a [(Arc<PushJob>, PushWork)]);
+
+impl Drop for AnswerAll<'_> {
+    fn drop(&mut self) {
+        for (j, _) in self.0 {
+            let mut done = lock(&j.done);
+            if done.is_none() {
+                *done = Some(Err(Error::Internal(
+                    "the server failed while saving this push; nothing of it was saved, send it again"
+                        .into(),
+                )));
+            }
+        }
+    }
 }
 
 /// A push waiting in the group-commit queue, and then its answer.
@@ -267,16 +290,31 @@ impl Checkpointer {
             .name("ocop-checkpoint".into())
             .spawn(move || {
                 let checkpoint = || {
-                    if let Err(e) =
-                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "wal checkpoint failed; retried after the next commit");
+                    let passive = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        r.get::<_, i64>(1)
+                    });
+                    match passive {
+                        // Under steady writes the WAL only starts over when a write
+                        // begins just after a checkpoint caught up, which may not
+                        // happen: past the limit, writers wait once (RESTART) so
+                        // it does, and journal_size_limit trims the file.
+                        Ok(frames) if frames > WAL_RESTART_FRAMES => {
+                            if let Err(e) =
+                                conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+                            {
+                                tracing::warn!(error = %e, frames, "wal restart failed; retried after the next commit");
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "wal checkpoint failed; retried after the next commit");
+                        }
                     }
                 };
                 // Also on a timer: a reader that held old pages may have stopped
-                // the last run short.
+                // the last run short. Commits wake the thread; the timer is a fallback.
                 loop {
-                    match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+                    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
                         Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => checkpoint(),
                         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                             checkpoint();
@@ -794,6 +832,7 @@ impl SqliteStore {
             push_queue: Mutex::new(std::collections::VecDeque::new()),
             groups: std::sync::atomic::AtomicU64::new(0),
             grouped_pushes: std::sync::atomic::AtomicU64::new(0),
+            group_failures: std::sync::atomic::AtomicU64::new(0),
             group_mutations: GROUP_MUTATIONS,
         })
     }
@@ -1078,42 +1117,63 @@ impl SqliteStore {
                 w.map(|w| (j, w))
             })
             .collect();
+        // If anything below panics, every push taken here still gets an
+        // answer (an error) instead of leaving its caller waiting forever.
+        let _guard = AnswerAll(&work);
         let answer = |j: &PushJob, r: Result<PushResponse>| *lock(&j.done) = Some(r);
-        // All together first. No savepoint per push: an open savepoint keeps a
-        // copy of every page the push touched (memory and time); a push that
-        // fails is rare (a store error, not a refused mutation), and then the
-        // group is undone and each push runs again on its own.
-        let together = (|| -> Result<Vec<PushResponse>> {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut out = Vec::with_capacity(work.len());
-            for (_, (actor, req, hashes)) in &work {
-                out.push(self.push_in(&tx, actor, req, hashes)?);
-            }
-            tx.commit()?;
-            Ok(out)
-        })();
-        match together {
-            Ok(out) => {
-                self.checkpointer.nudge();
-                use std::sync::atomic::Ordering::Relaxed;
-                self.groups.fetch_add(1, Relaxed);
-                self.grouped_pushes.fetch_add(work.len() as u64, Relaxed);
-                for ((j, _), r) in work.iter().zip(out) {
-                    answer(j, Ok(r));
+        // No savepoint per push: an open savepoint keeps a copy of every page
+        // the push touched (memory and time). A push that fails (a store error,
+        // rare; a refused mutation is an answer, not a failure) is answered
+        // with its error and the group is run again without it; a failed
+        // BEGIN or COMMIT fails the pushes still waiting.
+        let mut left: Vec<usize> = (0..work.len()).collect();
+        while !left.is_empty() {
+            let mut failed_at = None;
+            let attempt = (|| -> Result<Vec<PushResponse>> {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut out = Vec::with_capacity(left.len());
+                for (k, &i) in left.iter().enumerate() {
+                    let (_, (actor, req, hashes)) = &work[i];
+                    match self.push_in(&tx, actor, req, hashes) {
+                        Ok(r) => out.push(r),
+                        Err(e) => {
+                            failed_at = Some(k);
+                            return Err(e);
+                        }
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, pushes = work.len(), "group commit failed; each push retried alone");
-                for (j, (actor, req, hashes)) in &work {
-                    let r = (|| {
-                        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                        let r = self.push_in(&tx, actor, req, hashes)?;
-                        tx.commit()?;
-                        Ok(r)
-                    })();
-                    answer(j, r);
+                tx.commit()?;
+                Ok(out)
+            })();
+            use std::sync::atomic::Ordering::Relaxed;
+            match (attempt, failed_at) {
+                (Ok(out), _) => {
+                    self.checkpointer.nudge();
+                    self.groups.fetch_add(1, Relaxed);
+                    self.grouped_pushes.fetch_add(left.len() as u64, Relaxed);
+                    for (&i, r) in left.iter().zip(out) {
+                        answer(&work[i].0, Ok(r));
+                    }
+                    left.clear();
                 }
-                self.checkpointer.nudge();
+                (Err(e), Some(k)) => {
+                    // Its writes were undone with the group: the error is true.
+                    tracing::warn!(error = %e, pushes = left.len(), "a push failed inside a group commit; the others run again");
+                    if left.len() > 1 {
+                        self.group_failures.fetch_add(1, Relaxed);
+                    }
+                    answer(&work[left.remove(k)].0, Err(e));
+                }
+                (Err(e), None) => {
+                    tracing::error!(error = %e, pushes = left.len(), "group commit could not begin or commit");
+                    for &i in &left {
+                        answer(
+                            &work[i].0,
+                            Err(Error::Internal(format!("push not saved: {e}"))),
+                        );
+                    }
+                    left.clear();
+                }
             }
         }
     }
@@ -1130,6 +1190,13 @@ impl SqliteStore {
     pub fn group_stats(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (self.groups.load(Relaxed), self.grouped_pushes.load(Relaxed))
+    }
+
+    /// Group attempts of two or more pushes undone because one push failed
+    /// (each failure is answered and the rest run again).
+    pub fn group_failures(&self) -> u64 {
+        self.group_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn write_tx<T>(&self, f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
@@ -1206,6 +1273,8 @@ fn configure(conn: &Connection) -> Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // A WAL that grew under load is cut back to this size when it starts over.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     // Every pushed mutation runs in a savepoint; SQLite copies each page a
     // savepoint first touches into a sub-journal, a temp file by default. In
     // memory it is bounded by one mutation's pages and saves ~20% of push time
@@ -3023,14 +3092,18 @@ impl Store for SqliteStore {
         lock(&self.push_queue).push_back(job.clone());
         // Whoever holds the writer commits everything queued so far; a caller
         // that gets the writer after its push was done by another only reads
-        // its answer.
-        // Holding the writer, a push not done yet is still queued (a group
-        // runs and answers entirely under the writer lock); each group takes
-        // at least the oldest push, so this ends.
+        // its answer. Holding the writer, a push not answered yet is still
+        // queued (a group runs and answers entirely under the writer lock,
+        // panics included); each group takes at least the oldest push.
         let mut conn = lock(&self.writer);
         loop {
             if let Some(r) = lock(&job.done).take() {
                 return r;
+            }
+            if !lock(&self.push_queue).iter().any(|q| Arc::ptr_eq(q, &job)) {
+                return Err(Error::Internal(
+                    "this push was lost by the server before it was saved; send it again".into(),
+                ));
             }
             self.commit_group(&mut conn);
         }

@@ -528,6 +528,9 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
             || now.conflicts.iter().any(|c| matches!(&c.field, ConflictField::Answer { criterion, theirs } if criterion == "1.2" && theirs.option.as_deref() == Some("c")));
         lost += usize::from(!a_kept) + usize::from(!b_kept);
     }
+    // Checked in every run: the reported median run must not hide a lost edit.
+    assert_eq!(lost, 0, "edits lost in the two-device conflict phase");
+    assert_eq!(flagged, 100, "every stale edit flagged as a conflict");
     rows.push(row(
         "100 sheets edited on two devices offline, both sync",
         el,
@@ -609,7 +612,7 @@ async fn concurrent(devices: usize, per_device: usize, rate: Option<f64>, rows: 
         phase: match rate {
             None => format!("{devices} devices push {per_device} sheets each, all at once"),
             Some(r) => format!(
-                "{devices} devices push {per_device} sheets each, arriving at {r:.0} sheets/s"
+                "{devices} devices push {per_device} sheets each, sent on a schedule offering {r:.0} sheets/s"
             ),
         },
         ms: ms(el),
