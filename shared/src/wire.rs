@@ -353,7 +353,11 @@ pub struct SheetState {
     pub owner_id: Uuid,
     pub rubric: RubricRef,
     pub status: SheetStatus,
-    /// Criterion code → answer.
+    /// Criterion code → answer. On the wire: `{"devices": [ids], "criteria":
+    /// {code: {"answer", "rev", "d"}}}` where `d` indexes `devices` (see
+    /// [`compact_answers`]); the older shape `{code: {"answer", "rev",
+    /// "device_id"}}` is still read.
+    #[serde(with = "compact_answers")]
     pub answers: BTreeMap<String, AnswerState>,
     #[serde(default)]
     pub note: String,
@@ -634,4 +638,124 @@ pub struct RubricImportResponse {
     pub rubric: RubricRef,
     pub published: bool,
     pub warnings: Vec<crate::validate::Issue>,
+}
+
+/// The answers of a sheet with each writing device named once: a full sheet
+/// repeated the same 36-character device id on all 31 answers (~1.5 KB of a
+/// ~4 KB snapshot), paid for in every snapshot stored, pulled and parsed.
+pub mod compact_answers {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{Error as _, MapAccess, Visitor};
+    use serde::ser::{SerializeMap, SerializeStruct};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use uuid::Uuid;
+
+    use super::{Answer, AnswerState};
+
+    pub fn serialize<S: Serializer>(
+        answers: &BTreeMap<String, AnswerState>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        // Devices in order of first appearance (one or two, nearly always).
+        let mut devices: Vec<&Uuid> = Vec::new();
+        for a in answers.values() {
+            if !devices.contains(&&a.device_id) {
+                devices.push(&a.device_id);
+            }
+        }
+        struct Criteria<'a>(&'a BTreeMap<String, AnswerState>, &'a [&'a Uuid]);
+        impl Serialize for Criteria<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut m = s.serialize_map(Some(self.0.len()))?;
+                for (code, a) in self.0 {
+                    let d = self.1.iter().position(|x| **x == a.device_id).unwrap_or(0);
+                    m.serialize_entry(
+                        code,
+                        &Compact {
+                            answer: &a.answer,
+                            rev: a.rev,
+                            d,
+                        },
+                    )?;
+                }
+                m.end()
+            }
+        }
+        #[derive(Serialize)]
+        struct Compact<'a> {
+            answer: &'a Answer,
+            rev: u64,
+            d: usize,
+        }
+        let mut st = s.serialize_struct("Answers", 2)?;
+        st.serialize_field("devices", &devices)?;
+        st.serialize_field("criteria", &Criteria(answers, &devices))?;
+        st.end()
+    }
+
+    #[derive(Deserialize)]
+    struct CompactOwned {
+        answer: Answer,
+        rev: u64,
+        d: usize,
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, AnswerState>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = BTreeMap<String, AnswerState>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("answers: {\"devices\": [...], \"criteria\": {...}} or {code: answer}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut devices: Option<Vec<Uuid>> = None;
+                let mut criteria: Option<BTreeMap<String, CompactOwned>> = None;
+                let mut old = BTreeMap::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    match k.as_str() {
+                        "devices" if devices.is_none() => devices = Some(m.next_value()?),
+                        "criteria" if criteria.is_none() => criteria = Some(m.next_value()?),
+                        "devices" | "criteria" => {
+                            return Err(A::Error::custom(format!("answers: {k:?} given twice")));
+                        }
+                        _ => {
+                            let a: AnswerState = m.next_value()?;
+                            old.insert(k, a);
+                        }
+                    }
+                }
+                match (devices, criteria) {
+                    (None, None) => Ok(old),
+                    (Some(devices), Some(criteria)) if old.is_empty() => criteria
+                        .into_iter()
+                        .map(|(code, c)| {
+                            let device_id = *devices.get(c.d).ok_or_else(|| {
+                                A::Error::custom(format!(
+                                    "answers: criterion {code:?} names device {} of {}",
+                                    c.d,
+                                    devices.len()
+                                ))
+                            })?;
+                            Ok((
+                                code,
+                                AnswerState {
+                                    answer: c.answer,
+                                    rev: c.rev,
+                                    device_id,
+                                },
+                            ))
+                        })
+                        .collect(),
+                    _ => Err(A::Error::custom(
+                        "answers: expected both \"devices\" and \"criteria\" and nothing else, or criterion codes",
+                    )),
+                }
+            }
+        }
+        d.deserialize_map(V)
+    }
 }

@@ -393,3 +393,71 @@ fn unknown_op_is_a_decode_error_not_a_panic() {
     let text = r#"{"protocol":1,"mutations":[{"id":1,"op":"delete_everything"}]}"#;
     assert!(serde_json::from_str::<PushRequest>(text).is_err());
 }
+
+/// Sheets stored or pulled before the compact answers shape (each answer with
+/// its own `device_id`) still read as the same sheets.
+#[test]
+fn answers_in_the_older_shape_still_decode() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/wire/pull-response-answers-v1.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains("\"device_id\": \"01900000-0000-7000-8000-000000000007\""));
+    let old: PullResponse = serde_json::from_str(&text).unwrap();
+    assert_eq!(old, pull_response());
+}
+
+/// Answers written by several devices, interleaved, keep each answer's device.
+#[test]
+fn answers_from_several_devices_round_trip() {
+    let mut sheet = sheet_state();
+    let (a, b) = (Uuid::from_u128(0xa), Uuid::from_u128(0xb));
+    for (i, dev) in [b, a, b, a, a].into_iter().enumerate() {
+        sheet.answers.insert(
+            format!("{}.{}", 2 + i, i),
+            AnswerState {
+                answer: Answer {
+                    option: Some("a".into()),
+                    ..Answer::default()
+                },
+                rev: 100 + i as u64,
+                device_id: dev,
+            },
+        );
+    }
+    let text = serde_json::to_string(&sheet).unwrap();
+    assert_eq!(text.matches(&a.to_string()).count(), 1, "{text}");
+    assert_eq!(text.matches(&b.to_string()).count(), 1, "{text}");
+    assert!(!text.contains("device_id\":\"0000"), "{text}");
+    let back: SheetState = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, sheet);
+}
+
+#[rstest]
+#[case::index_past_the_devices(
+    r#"{"devices":["00000000-0000-0000-0000-00000000000a"],"criteria":{"1.1":{"answer":{"option":"a"},"rev":1,"d":1}}}"#,
+    "criterion \"1.1\" names device 1 of 1"
+)]
+#[case::devices_without_criteria(
+    r#"{"devices":["00000000-0000-0000-0000-00000000000a"]}"#,
+    "expected both \"devices\" and \"criteria\""
+)]
+#[case::both_shapes_mixed(
+    r#"{"devices":[],"criteria":{},"1.1":{"answer":{"option":"a"},"rev":1,"device_id":"00000000-0000-0000-0000-00000000000a"}}"#,
+    "expected both \"devices\" and \"criteria\""
+)]
+#[case::devices_twice(
+    r#"{"devices":[],"devices":[],"criteria":{}}"#,
+    "\"devices\" given twice"
+)]
+fn malformed_answers_are_refused_with_a_reason(#[case] answers: &str, #[case] reason: &str) {
+    let mut v = serde_json::to_value(sheet_state()).unwrap();
+    // Spliced as text: duplicate keys would not survive a `Value`.
+    v["answers"] = serde_json::Value::Null;
+    let text = serde_json::to_string(&v)
+        .unwrap()
+        .replace("\"answers\":null", &format!("\"answers\":{answers}"));
+    let err = serde_json::from_str::<SheetState>(&text)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(reason), "{err}");
+}

@@ -1130,7 +1130,7 @@ async fn audit_log_names_who_which_device_and_what_and_export_has_the_round() {
     let sheets = export["sheets"].as_array().unwrap();
     assert_eq!(sheets.len(), 1);
     assert_eq!(
-        sheets[0]["answers"].as_object().unwrap().len(),
+        sheets[0]["answers"]["criteria"].as_object().unwrap().len(),
         rubric.criterion_count()
     );
     let (st, _, users) = w
