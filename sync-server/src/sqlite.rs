@@ -1552,10 +1552,11 @@ fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result
     // One encoding serves the pull snapshot and the revision row.
     let body = serde_json::to_string(&*sheet)?;
     conn.prepare_cached(
+        // A sheet's round, product and owner never change: setting them again
+        // on an edit would rewrite their index entries for nothing.
         "INSERT INTO entities (kind, id, seq, round_id, product_id, owner_id, body)
          VALUES ('sheet', ?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, round_id = excluded.round_id,
-           product_id = excluded.product_id, owner_id = excluded.owner_id, body = excluded.body",
+         ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, body = excluded.body",
     )?
     .execute(params![
         sheet.id.to_string(),

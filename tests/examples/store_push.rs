@@ -1,6 +1,7 @@
 //! Where push time goes: the benchmark's "push N to an empty server" workload
 //! (100 members × 100 products, full 31-criterion sheets with notes) through
-//! the store alone, without HTTP; and JSON decoding alone.
+//! the store alone, without HTTP; JSON decoding alone; and the "push 100
+//! changed sheets" phase (one criterion edited on each of a member's sheets).
 //!
 //! `cargo run --release -p ocop-tests --example store_push [REPEATS]` prints
 //! each repeat and the median (each repeat uses a new server directory).
@@ -18,7 +19,7 @@ fn main() {
         .unwrap_or(3);
     let (members, products) = (100, 100);
     let n = members * products;
-    let (mut decode, mut push) = (Vec::new(), Vec::new());
+    let (mut decode, mut push, mut changed) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..repeats {
         let tmp = tempfile::tempdir().expect("tempdir");
         let s = setup(tmp.path(), members, products);
@@ -74,22 +75,76 @@ fn main() {
             );
         }
         push.push(t.elapsed());
+        // 100 changed sheets: member 0 edits one criterion on each of its
+        // sheets (fresh base), one push, 11 times; the median.
+        let page = store.pull(&who[0], 0, 10_000).expect("pull");
+        let mine: Vec<SheetState> = page
+            .changes
+            .into_iter()
+            .filter_map(|c| match c.entity {
+                Entity::Sheet(s) if s.owner_id == who[0].user.id => Some(*s),
+                _ => None,
+            })
+            .collect();
+        let mut times = Vec::new();
+        for round in 0..11u64 {
+            let req = PushRequest {
+                protocol: PROTOCOL_VERSION,
+                mutations: mine
+                    .iter()
+                    .enumerate()
+                    .map(|(i, st)| Mutation {
+                        id: 10_000 + round * 100 + i as u64,
+                        client_time: None,
+                        op: Op::SetAnswers {
+                            sheet: SheetKey {
+                                sheet_id: st.id,
+                                round_id: st.round_id,
+                                product_id: st.product_id,
+                                rubric: st.rubric.clone(),
+                            },
+                            answers: vec![AnswerEdit {
+                                criterion: "1.2".into(),
+                                answer: Answer {
+                                    option: Some(if round % 2 == 0 { "a" } else { "b" }.into()),
+                                    ..Default::default()
+                                },
+                                base_rev: st.answers["1.2"].rev,
+                            }],
+                        },
+                    })
+                    .collect(),
+            };
+            let t = Instant::now();
+            let resp = store.push(&who[0], &req).expect("push");
+            times.push(t.elapsed());
+            assert!(
+                resp.results
+                    .iter()
+                    .all(|x| matches!(x.outcome, Outcome::Applied { .. }))
+            );
+        }
+        times.sort();
+        changed.push(times[5]);
         println!(
-            "repeat {r}: decode {n} sheet mutations {:.1} ms ({:.0}/s); store.push {n} new sheets {:.1} ms ({:.0}/s)",
+            "repeat {r}: decode {n} sheet mutations {:.1} ms ({:.0}/s); store.push {n} new sheets {:.1} ms ({:.0}/s); 100 changed sheets {:.2} ms",
             ms(decode[r]),
             rate(n, decode[r]),
             ms(push[r]),
-            rate(n, push[r])
+            rate(n, push[r]),
+            ms(changed[r])
         );
     }
     decode.sort();
     push.sort();
-    let (d, p) = (decode[repeats / 2], push[repeats / 2]);
+    changed.sort();
+    let (d, p, c) = (decode[repeats / 2], push[repeats / 2], changed[repeats / 2]);
     println!(
-        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet)",
+        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet), 100 changed sheets {:.2} ms",
         rate(n, d),
         rate(n, p),
-        p.as_secs_f64() * 1e6 / n as f64
+        p.as_secs_f64() * 1e6 / n as f64,
+        ms(c)
     );
 }
 
