@@ -78,6 +78,22 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> Result
     Ok(())
 }
 
+/// Listens on `addr` with a deep accept queue. Tokio's `TcpListener::bind`
+/// asks for 1,024 and the kernel may cap that lower; when a few hundred devices
+/// connect in the same instant (a council session ending) the queue overflowed
+/// in the benchmark ("possible SYN flooding", connections reset). 4,096 is
+/// asked for; the kernel still caps it at `net.core.somaxconn`.
+pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Answers go out at once: with Nagle's algorithm a small response written
 /// behind an unacknowledged one waits for the client's delayed ACK.
 fn no_delay(tcp: &mut tokio::net::TcpStream) {

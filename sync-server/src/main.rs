@@ -267,7 +267,7 @@ fn serve_cmd(a: ServeArgs, demo_data: bool) -> Result<(), Box<dyn std::error::Er
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(a.bind).await?;
+        let listener = ocop_sync_server::listen(a.bind)?;
         println!("listening on http://{}", listener.local_addr()?);
         serve_until(listener, state, async {
             let _ = tokio::signal::ctrl_c().await;

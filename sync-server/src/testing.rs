@@ -44,7 +44,7 @@ pub async fn spawn(data_dir: &Path) -> Result<TestServer> {
 
 /// Serves an already opened state on 127.0.0.1:0.
 pub async fn spawn_state(state: AppState) -> Result<TestServer> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = crate::listen(([127, 0, 0, 1], 0).into())?;
     let url = format!("http://{}", listener.local_addr()?);
     let s = state.clone();
     let task = tokio::spawn(async move {

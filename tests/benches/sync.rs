@@ -59,9 +59,7 @@ fn serve_mode(dir: &Path, port: u16) {
         )
         .await
         .expect("open");
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("bind");
+        let listener = ocop_sync_server::listen(([127, 0, 0, 1], port).into()).expect("bind");
         ocop_sync_server::serve(listener, state)
             .await
             .expect("serve");
