@@ -181,6 +181,30 @@ ALTER TABLE sheet_revisions ADD COLUMN delta INTEGER NOT NULL DEFAULT 0;
     r#"
 CREATE INDEX sheets_owner ON sheets(owner_id);
 "#,
+    // 4: a sheet's slot is keyed owner first. A push comes from one member's
+    // device and names that member's sheets across many products: keyed
+    // (round, product, owner) each new sheet of a batch landed on another index
+    // page (one dirty 4 KiB page per sheet per index in every commit); keyed
+    // (owner, round, product) a batch touches a few. The same index serves the
+    // owner lookups, so `sheets_owner` and the unused `sheets_product` go.
+    // `entities_product` goes for the same reason (a product's sheets are read
+    // through the round's, see `product_sheets`).
+    // From this version sheet snapshots and revisions may be stored as
+    // zstd-compressed BLOBs (see `pack_body`); TEXT rows stay readable.
+    r#"
+CREATE TABLE sheets_v4 (
+    id TEXT PRIMARY KEY,
+    round_id TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    owner_id TEXT NOT NULL,
+    UNIQUE (owner_id, round_id, product_id)
+);
+INSERT INTO sheets_v4 (id, round_id, product_id, owner_id)
+    SELECT id, round_id, product_id, owner_id FROM sheets;
+DROP TABLE sheets;
+ALTER TABLE sheets_v4 RENAME TO sheets;
+DROP INDEX entities_product;
+"#,
 ];
 
 /// Read connections per store.
@@ -355,6 +379,57 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// zstd level of stored sheet bodies: the fastest, about 3-6 fold smaller
+/// for sheet JSON, so a new sheet's snapshot and revision fill a fraction of a
+/// page each instead of a page each (page writes bound the push rate).
+const BODY_ZSTD_LEVEL: i32 = 1;
+
+thread_local! {
+    /// One compression context per thread, reused: making one per body cost
+    /// more than compressing it.
+    static BODY_CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A sheet body as it is stored: zstd-compressed JSON (a BLOB).
+fn pack_body(json: &str) -> Result<Vec<u8>> {
+    BODY_CCTX.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_none() {
+            *c = Some(
+                zstd::bulk::Compressor::new(BODY_ZSTD_LEVEL)
+                    .map_err(|e| Error::Internal(format!("zstd: {e}")))?,
+            );
+        }
+        let c = c.as_mut().expect("set above");
+        c.compress(json.as_bytes())
+            .map_err(|e| Error::Internal(format!("zstd: {e}")))
+    })
+}
+
+/// A stored entity or revision body read back as its JSON text: TEXT as is
+/// (every kind but sheets, and sheets written before schema 4), a BLOB
+/// decompressed.
+struct StoredBody(String);
+
+impl rusqlite::types::FromSql for StoredBody {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        use rusqlite::types::{FromSqlError, ValueRef};
+        match v {
+            ValueRef::Text(t) => std::str::from_utf8(t)
+                .map(|s| StoredBody(s.to_owned()))
+                .map_err(|e| FromSqlError::Other(Box::new(e))),
+            ValueRef::Blob(b) => {
+                let bytes = zstd::decode_all(b).map_err(|e| FromSqlError::Other(Box::new(e)))?;
+                String::from_utf8(bytes)
+                    .map(StoredBody)
+                    .map_err(|e| FromSqlError::Other(Box::new(e)))
+            }
+            _ => Err(FromSqlError::InvalidType),
+        }
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -617,7 +692,7 @@ fn entity_from(kind: &str, body: &str) -> Result<Entity> {
 fn get_entity<T: DeserializeOwned>(conn: &Connection, kind: &str, id: &str) -> Result<Option<T>> {
     let body: Option<String> = conn
         .prepare_cached("SELECT body FROM entities WHERE kind = ?1 AND id = ?2")?
-        .query_row(params![kind, id], |r| r.get(0))
+        .query_row(params![kind, id], |r| r.get::<_, StoredBody>(0).map(|b| b.0))
         .optional()?;
     match body {
         Some(b) => Ok(Some(serde_json::from_str(&b)?)),
@@ -896,7 +971,7 @@ impl SqliteStore {
                 let round = opt_uuid(row.get(2)?)?;
                 let product = opt_uuid(row.get(3)?)?;
                 let owner = opt_uuid(row.get(4)?)?;
-                let body: String = row.get(5)?;
+                let body = row.get::<_, StoredBody>(5)?.0;
                 let kind: &'static str = match kind.as_str() {
                     "user" => "user",
                     "rubric" => "rubric",
@@ -1549,8 +1624,10 @@ impl CloneWithoutAnswers for SheetState {
 fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result<()> {
     let conn = ctx.conn;
     sheet.revision = seq;
-    // One encoding serves the pull snapshot and the revision row.
+    // One encoding serves the pull snapshot and, for a write that set every
+    // answer, the revision row (the same compressed bytes).
     let body = serde_json::to_string(&*sheet)?;
+    let packed = pack_body(&body)?;
     conn.prepare_cached(
         // A sheet's round, product and owner never change: setting them again
         // on an edit would rewrite their index entries for nothing.
@@ -1564,7 +1641,7 @@ fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result
         sheet.round_id.to_string(),
         sheet.product_id.to_string(),
         sheet.owner_id.to_string(),
-        &body
+        &packed
     ])?;
     // The revision keeps what this write changed: every answer it set carries
     // `rev == seq` (answers are never removed), the other fields are whole.
@@ -1572,9 +1649,9 @@ fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result
     // A write that set every answer (a new sheet, usually) changed the whole
     // sheet: its delta is the snapshot, already encoded.
     let delta = if sheet.answers.values().all(|a| a.rev == seq) {
-        body
+        packed
     } else {
-        serde_json::to_string(&SheetState {
+        pack_body(&serde_json::to_string(&SheetState {
             answers: sheet
                 .answers
                 .iter()
@@ -1582,7 +1659,7 @@ fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result
                 .map(|(k, a)| (k.clone(), a.clone()))
                 .collect(),
             ..sheet.clone_without_answers()
-        })?
+        })?)?
     };
     conn.prepare_cached(
         "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
@@ -1886,9 +1963,9 @@ fn set_participation(
     if council_role(conn, round.id, user_id)? == Some(CouncilRole::Chair) {
         // Who presides changed: the vice-chair's view of this product changed.
         conn.prepare_cached(
-            "UPDATE entities SET seq = ?1 WHERE product_id = ?2 AND kind IN ('sheet', 'decision')",
+            "UPDATE entities SET seq = ?1 WHERE round_id = ?3 AND kind IN ('sheet', 'decision') AND product_id = ?2",
         )?
-        .execute(params![seq as i64, product.id.to_string()])?;
+        .execute(params![seq as i64, product.id.to_string(), round.id.to_string()])?;
     }
     Ok(Outcome::Applied {
         seq,
@@ -2002,10 +2079,17 @@ fn resolve_conflict(
 }
 
 /// The sheets of one product.
-fn product_sheets(conn: &Connection, product: Uuid) -> Result<Vec<SheetState>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT body FROM entities WHERE product_id = ?1 AND kind = 'sheet'")?;
-    let rows = stmt.query_map(params![product.to_string()], |r| r.get::<_, String>(0))?;
+///
+/// Found through the round's sheets (a round has at most a few thousand): a
+/// product index would take one random page write per new sheet (schema 4
+/// dropped it).
+fn product_sheets(conn: &Connection, round: Uuid, product: Uuid) -> Result<Vec<SheetState>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT body FROM entities WHERE round_id = ?2 AND kind = 'sheet' AND product_id = ?1",
+    )?;
+    let rows = stmt.query_map(params![product.to_string(), round.to_string()], |r| {
+        r.get::<_, StoredBody>(0).map(|b| b.0)
+    })?;
     let mut out = Vec::new();
     for r in rows {
         out.push(serde_json::from_str(&r?)?);
@@ -2072,7 +2156,7 @@ fn finalize(
             participation: participation.get(&e.user_id).copied().unwrap_or_default(),
         })
         .collect();
-    let sheets = product_sheets(conn, product.id)?;
+    let sheets = product_sheets(conn, product.round_id, product.id)?;
     let score_of = |s: &SheetState| {
         let answers: BTreeMap<String, Answer> = s
             .answers
@@ -2187,8 +2271,10 @@ fn release(ctx: &mut PushCtx<'_>, round_id: Uuid, product_id: Uuid) -> OpResult<
     decision.released = true;
     put_entity(conn, seq, &Entity::Decision(Box::new(decision)), None)?;
     // Members may now read every sheet of the product: bring them past their cursors.
-    conn.prepare_cached("UPDATE entities SET seq = ?1 WHERE product_id = ?2 AND kind = 'sheet'")?
-        .execute(params![seq as i64, product.id.to_string()])?;
+    conn.prepare_cached(
+        "UPDATE entities SET seq = ?1 WHERE round_id = ?3 AND kind = 'sheet' AND product_id = ?2",
+    )?
+    .execute(params![seq as i64, product.id.to_string(), round.id.to_string()])?;
     Ok(Outcome::Applied {
         seq,
         sheet_id: None,
@@ -3049,7 +3135,7 @@ impl Store for SqliteStore {
             "SELECT kind, body FROM entities WHERE round_id = ?1 AND kind IN ('roster', 'product', 'participation', 'sheet', 'decision') ORDER BY kind, id",
         )?;
         let rows = stmt.query_map(params![round_id.to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            Ok((r.get::<_, String>(0)?, r.get::<_, StoredBody>(1)?.0))
         })?;
         for r in rows {
             let (kind, body) = r?;
@@ -3211,7 +3297,7 @@ impl Store for SqliteStore {
         let mut stmt = conn
             .prepare("SELECT body, delta FROM sheet_revisions WHERE sheet_id = ?1 ORDER BY id")?;
         let rows = stmt.query_map(params![id.to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            Ok((r.get::<_, StoredBody>(0)?.0, r.get::<_, i64>(1)?))
         })?;
         let mut out = Vec::new();
         let mut answers = BTreeMap::new();
