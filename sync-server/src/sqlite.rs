@@ -409,6 +409,32 @@ fn pack_body(json: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// Decompresses a body written by [`pack_body`] (its frame records its size),
+/// with this thread's reused context.
+fn unpack_body(b: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let size = zstd::zstd_safe::get_frame_content_size(b)
+        .ok()
+        .flatten()
+        .ok_or_else(|| std::io::Error::other("a stored body is not a zstd frame with its size"))?;
+    // A damaged size field must not make us allocate gigabytes: bodies are
+    // bounded by the request limit.
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&n| n <= 64 << 20)
+        .ok_or_else(|| std::io::Error::other("a stored body claims an impossible size"))?;
+    DCTX.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("set above").decompress(b, size)
+    })
+}
+
 /// A stored entity or revision body read back as its JSON text: TEXT as is
 /// (every kind but sheets, and sheets written before schema 4), a BLOB
 /// decompressed.
@@ -422,7 +448,7 @@ impl rusqlite::types::FromSql for StoredBody {
                 .map(|s| StoredBody(s.to_owned()))
                 .map_err(|e| FromSqlError::Other(Box::new(e))),
             ValueRef::Blob(b) => {
-                let bytes = zstd::decode_all(b).map_err(|e| FromSqlError::Other(Box::new(e)))?;
+                let bytes = unpack_body(b).map_err(|e| FromSqlError::Other(Box::new(e)))?;
                 String::from_utf8(bytes)
                     .map(StoredBody)
                     .map_err(|e| FromSqlError::Other(Box::new(e)))
@@ -1096,8 +1122,23 @@ impl SqliteStore {
                 results.push(MutationResult { id: m.id, outcome });
                 continue;
             }
-            // Each mutation runs in a savepoint: a rejection undoes its partial writes only.
-            let applied = {
+            // A refused mutation must leave nothing behind. Answers and notes
+            // (nearly every mutation) make all their checks before their first
+            // write (see `SlotWrite`); the other operations run in a savepoint
+            // that a refusal rolls back. A savepoint is not free: SQLite copies
+            // every page it touches first (~15% of a push of new sheets).
+            let savepoint = !matches!(m.op, Op::SetAnswers { .. } | Op::SetNote { .. });
+            let applied = if !savepoint {
+                let mut ctx = PushCtx {
+                    cache: &mut cache,
+                    conn: tx,
+                    actor,
+                    seq: &mut seq,
+                    mutation_id: m.id,
+                    store: self,
+                };
+                self.apply_mutation(&mut ctx, m)
+            } else {
                 // Cached statements: SAVEPOINT/RELEASE run twice per mutation.
                 tx.prepare_cached("SAVEPOINT mutation")?.execute([])?;
                 let mut ctx = PushCtx {
@@ -1487,8 +1528,51 @@ fn require_presiding(
     }
 }
 
-/// Finds or creates the sheet a write names; checks the writer may write it.
-fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState> {
+/// What [`sheet_for_write`] found that still has to be written, once the
+/// caller has made every check of its own: the writes of a sheet operation
+/// come after all its checks, so a refused one leaves nothing behind without a
+/// savepoint (see `push_in`).
+#[must_use]
+enum SlotWrite {
+    /// The sheet exists under the id the write names.
+    None,
+    /// A second device of the member started the same sheet offline: map its
+    /// id onto the canonical sheet.
+    Alias { alias: Uuid, canonical: Uuid },
+    /// A new sheet: claim its slot.
+    New,
+}
+
+impl SlotWrite {
+    fn write(self, conn: &Connection, sheet: &SheetState) -> Result<()> {
+        match self {
+            SlotWrite::None => {}
+            SlotWrite::Alias { alias, canonical } => {
+                conn.prepare_cached(
+                    "INSERT INTO sheet_aliases (alias_id, sheet_id) VALUES (?1, ?2)",
+                )?
+                .execute(params![alias.to_string(), canonical.to_string()])?;
+            }
+            SlotWrite::New => {
+                conn.prepare_cached(
+                    "INSERT INTO sheets (id, round_id, product_id, owner_id) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    sheet.id.to_string(),
+                    sheet.round_id.to_string(),
+                    sheet.product_id.to_string(),
+                    sheet.owner_id.to_string()
+                ])?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Finds or makes (in memory) the sheet a write names; checks the writer may
+/// write it. Writes nothing: the caller writes the returned [`SlotWrite`]
+/// after its own checks.
+fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(SheetState, SlotWrite)> {
     let conn = ctx.conn;
     let me = ctx.actor.user.id;
     let round = ctx.cache.round(conn, key.round_id)?;
@@ -1529,7 +1613,7 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState
                 format!("sheet {} is for another round or product", s.id),
             ));
         }
-        s
+        (s, SlotWrite::None)
     } else {
         let existing: Option<String> = conn
             .prepare_cached(
@@ -1542,11 +1626,16 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState
             .optional()?;
         if let Some(canonical) = existing {
             // A second device of the same member started the same sheet offline.
-            conn.prepare_cached("INSERT INTO sheet_aliases (alias_id, sheet_id) VALUES (?1, ?2)")?
-                .execute(params![key.sheet_id.to_string(), canonical])?;
             let canonical = uuid_col(canonical)?;
-            get_entity(conn, "sheet", &canonical.to_string())?
-                .ok_or_else(|| Error::Internal(format!("sheet {canonical} has no body")))?
+            let s = get_entity(conn, "sheet", &canonical.to_string())?
+                .ok_or_else(|| Error::Internal(format!("sheet {canonical} has no body")))?;
+            (
+                s,
+                SlotWrite::Alias {
+                    alias: key.sheet_id,
+                    canonical,
+                },
+            )
         } else {
             if key.rubric.id != product.rubric.id {
                 return Err(reject(
@@ -1566,16 +1655,7 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState
                     ),
                 ));
             }
-            conn.prepare_cached(
-                "INSERT INTO sheets (id, round_id, product_id, owner_id) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![
-                key.sheet_id.to_string(),
-                round.id.to_string(),
-                product.id.to_string(),
-                me.to_string()
-            ])?;
-            SheetState {
+            let s = SheetState {
                 id: key.sheet_id,
                 round_id: round.id,
                 product_id: product.id,
@@ -1588,7 +1668,8 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<SheetState
                 reopen_reason: None,
                 revision: 0,
                 conflicts: Vec::new(),
-            }
+            };
+            (s, SlotWrite::New)
         }
     };
     // A submitted sheet is returned as is: its writers record every edit as a
@@ -1695,7 +1776,7 @@ fn is_fresh(current: Option<(u64, Uuid)>, base_rev: u64, device: Uuid) -> bool {
 }
 
 fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> OpResult<Outcome> {
-    let mut sheet = sheet_for_write(ctx, key)?;
+    let (mut sheet, slot) = sheet_for_write(ctx, key)?;
     let rubric = ctx
         .store
         .published_rubric(ctx.conn, &sheet.rubric)?
@@ -1704,6 +1785,8 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
         check_answer(&rubric, &e.criterion, &e.answer)
             .map_err(|err| reject(RejectCode::Invalid, err.to_string()))?;
     }
+    // Every check passed: from here on nothing refuses.
+    slot.write(ctx.conn, &sheet)?;
     let seq = ctx.seq.take();
     let device = ctx.actor.device_id;
     let submitted = sheet.status == SheetStatus::Submitted;
@@ -1764,7 +1847,7 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
 }
 
 fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) -> OpResult<Outcome> {
-    let mut sheet = sheet_for_write(ctx, key)?;
+    let (mut sheet, slot) = sheet_for_write(ctx, key)?;
     let len = note.chars().count();
     if len > ocop_shared::score::MAX_NOTE_CHARS * 4 {
         return Err(reject(
@@ -1775,6 +1858,8 @@ fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) ->
             ),
         ));
     }
+    // Every check passed: from here on nothing refuses.
+    slot.write(ctx.conn, &sheet)?;
     let seq = ctx.seq.take();
     let device = ctx.actor.device_id;
     // The note has no per-write device column; its last writer is found in the revisions.

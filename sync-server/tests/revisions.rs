@@ -106,14 +106,19 @@ fn every_revision_reads_back_whole_and_one_criterion_edits_store_small_rows() {
         revs, snapshots,
         "each revision reads back as the whole sheet it was"
     );
-    // The stored rows: the first holds all 31 answers, the edits one each.
+    // The stored rows: the first holds all 31 answers, the edits one each;
+    // each is zstd-compressed JSON (schema 4), compared here uncompressed.
     let db = rusqlite::Connection::open(&path).unwrap();
     let sizes: Vec<i64> = db
-        .prepare("SELECT length(body) FROM sheet_revisions ORDER BY id")
+        .prepare("SELECT body FROM sheet_revisions ORDER BY id")
         .unwrap()
-        .query_map([], |r| r.get(0))
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
         .unwrap()
-        .map(Result::unwrap)
+        .map(|b| {
+            let json = zstd::decode_all(&b.unwrap()[..]).expect("a zstd-compressed body");
+            serde_json::from_slice::<serde_json::Value>(&json).expect("json inside");
+            json.len() as i64
+        })
         .collect();
     assert_eq!(sizes.len(), 4);
     for s in &sizes[1..] {
