@@ -718,7 +718,9 @@ fn entity_from(kind: &str, body: &str) -> Result<Entity> {
 fn get_entity<T: DeserializeOwned>(conn: &Connection, kind: &str, id: &str) -> Result<Option<T>> {
     let body: Option<String> = conn
         .prepare_cached("SELECT body FROM entities WHERE kind = ?1 AND id = ?2")?
-        .query_row(params![kind, id], |r| r.get::<_, StoredBody>(0).map(|b| b.0))
+        .query_row(params![kind, id], |r| {
+            r.get::<_, StoredBody>(0).map(|b| b.0)
+        })
         .optional()?;
     match body {
         Some(b) => Ok(Some(serde_json::from_str(&b)?)),
@@ -2359,7 +2361,11 @@ fn release(ctx: &mut PushCtx<'_>, round_id: Uuid, product_id: Uuid) -> OpResult<
     conn.prepare_cached(
         "UPDATE entities SET seq = ?1 WHERE round_id = ?3 AND kind = 'sheet' AND product_id = ?2",
     )?
-    .execute(params![seq as i64, product.id.to_string(), round.id.to_string()])?;
+    .execute(params![
+        seq as i64,
+        product.id.to_string(),
+        round.id.to_string()
+    ])?;
     Ok(Outcome::Applied {
         seq,
         sheet_id: None,
@@ -3531,5 +3537,111 @@ fn op_name(op: &Op) -> &'static str {
         Op::ResolveConflict { .. } => "resolve_conflict",
         Op::Finalize { .. } => "finalize",
         Op::Release { .. } => "release",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at_version(conn: &Connection, v: usize) {
+        for sql in &MIGRATIONS[..v] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", v as i64).unwrap();
+    }
+
+    #[test]
+    fn schema_3_sheets_survive_migration_4_and_their_slots_are_keyed_owner_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("v3.sqlite3")).unwrap();
+        at_version(&conn, 3);
+        let (round, owner) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+        let products: Vec<String> = (0..3).map(|_| Uuid::now_v7().to_string()).collect();
+        for p in &products {
+            conn.execute(
+                "INSERT INTO sheets (id, round_id, product_id, owner_id) VALUES (?1, ?2, ?3, ?4)",
+                params![Uuid::now_v7().to_string(), round, p, owner],
+            )
+            .unwrap();
+        }
+        let before: Vec<(String, String, String, String)> = conn
+            .prepare("SELECT id, round_id, product_id, owner_id FROM sheets ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+
+        migrate(&conn).unwrap();
+
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+        let after: Vec<(String, String, String, String)> = conn
+            .prepare("SELECT id, round_id, product_id, owner_id FROM sheets ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(after, before, "every sheet row kept");
+        // A slot is still unique: a second sheet for the same member and product is refused.
+        let dup = conn.execute(
+            "INSERT INTO sheets (id, round_id, product_id, owner_id) VALUES (?1, ?2, ?3, ?4)",
+            params![Uuid::now_v7().to_string(), round, products[0], owner],
+        );
+        assert!(dup.is_err(), "duplicate slot accepted");
+        // The slot lookup and the owner lookup use the owner-first index.
+        for sql in [
+            "SELECT id FROM sheets WHERE round_id = ?1 AND product_id = ?2 AND owner_id = ?3",
+            "SELECT id FROM sheets WHERE owner_id = ?3",
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map(params![round, products[0], owner], |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(
+                plan.iter()
+                    .any(|l| l.contains("USING COVERING INDEX") || l.contains("USING INDEX")),
+                "{sql}: {plan:?}"
+            );
+        }
+        let indexes: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('sheets_product', 'sheets_owner', 'entities_product')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(indexes.is_empty(), "dropped indexes remain: {indexes:?}");
+    }
+
+    #[test]
+    fn a_packed_body_reads_back_as_its_json_and_text_bodies_read_as_is() {
+        let json = r#"{"id":"x","note":"Hồ sơ đầy đủ, mẫu 7-3"}"#;
+        let packed = pack_body(json).unwrap();
+        assert!(packed.len() < json.len() + 32);
+        let conn = Connection::open_in_memory().unwrap();
+        let read = |v: &dyn rusqlite::ToSql| -> String {
+            conn.query_row("SELECT ?1", [v], |r| r.get::<_, StoredBody>(0))
+                .unwrap()
+                .0
+        };
+        assert_eq!(read(&packed), json);
+        assert_eq!(read(&json), json);
+        // A damaged blob is an error, not a panic or a huge allocation.
+        let mut bad = packed.clone();
+        bad.truncate(6);
+        assert!(
+            conn.query_row("SELECT ?1", [&bad], |r| r.get::<_, StoredBody>(0))
+                .is_err()
+        );
     }
 }
