@@ -1130,34 +1130,25 @@ impl SqliteStore {
             // that a refusal rolls back. A savepoint is not free: SQLite copies
             // every page it touches first (~15% of a push of new sheets).
             let savepoint = !matches!(m.op, Op::SetAnswers { .. } | Op::SetNote { .. });
-            let applied = if !savepoint {
-                let mut ctx = PushCtx {
-                    cache: &mut cache,
-                    conn: tx,
-                    actor,
-                    seq: &mut seq,
-                    mutation_id: m.id,
-                    store: self,
-                };
-                self.apply_mutation(&mut ctx, m)
-            } else {
+            if savepoint {
                 // Cached statements: SAVEPOINT/RELEASE run twice per mutation.
                 tx.prepare_cached("SAVEPOINT mutation")?.execute([])?;
-                let mut ctx = PushCtx {
-                    cache: &mut cache,
-                    conn: tx,
-                    actor,
-                    seq: &mut seq,
-                    mutation_id: m.id,
-                    store: self,
-                };
-                let r = self.apply_mutation(&mut ctx, m);
-                if r.is_err() {
+            }
+            let mut ctx = PushCtx {
+                cache: &mut cache,
+                conn: tx,
+                actor,
+                seq: &mut seq,
+                mutation_id: m.id,
+                store: self,
+            };
+            let applied = self.apply_mutation(&mut ctx, m);
+            if savepoint {
+                if applied.is_err() {
                     tx.prepare_cached("ROLLBACK TO mutation")?.execute([])?;
                 }
                 tx.prepare_cached("RELEASE mutation")?.execute([])?;
-                r
-            };
+            }
             let outcome = match applied {
                 Ok(o) => o,
                 Err(OpError::Reject(code, reason)) => {
