@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use ocop_shared::wire::{
     ErrorBody, PROTOCOL_VERSION, PullResponse, PushRequest, PushResponse, TokenResponse, paths,
+    pull_headers,
 };
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
@@ -46,7 +47,10 @@ fn send_failure(e: &reqwest::Error) -> Failure {
 async fn finish<T: DeserializeOwned>(
     r: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<T, Failure> {
-    let resp = r.map_err(|e| send_failure(&e))?;
+    finish_response(r.map_err(|e| send_failure(&e))?).await
+}
+
+async fn finish_response<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, Failure> {
     let status = resp.status().as_u16();
     let bytes = resp
         .bytes()
@@ -130,7 +134,9 @@ impl Api {
         finish(rb.send().await).await
     }
 
-    pub async fn pull(&self, cursor: u64, limit: usize) -> Result<PullResponse, Failure> {
+    /// Sends a pull and waits for its headers only: the caller may ask for
+    /// the next page (see [`PullStart::next`]) before reading this one.
+    pub async fn pull_start(&self, cursor: u64, limit: usize) -> Result<PullStart, Failure> {
         let mut rb = self.http.get(format!(
             "{}?cursor={cursor}&limit={limit}",
             url(&self.base, paths::PULL)
@@ -138,7 +144,8 @@ impl Api {
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
         }
-        finish(rb.send().await).await
+        let resp = rb.send().await.map_err(|e| send_failure(&e))?;
+        Ok(PullStart { resp })
     }
 
     /// Downloads one attachment's bytes (the caller checks their hash).
@@ -257,3 +264,34 @@ pub(crate) fn push_request(mutations: Vec<ocop_shared::wire::Mutation>) -> PushR
 }
 
 pub(crate) type Token = TokenResponse;
+
+/// A pull whose headers have arrived and whose body has not been read.
+pub(crate) struct PullStart {
+    resp: reqwest::Response,
+}
+
+impl PullStart {
+    /// The next page's cursor when the headers say there is one (a server
+    /// older than the headers, or an error answer, says nothing). Only a hint:
+    /// the body decides.
+    pub fn next(&self) -> Option<u64> {
+        if !self.resp.status().is_success() {
+            return None;
+        }
+        let h = self.resp.headers();
+        let more = h.get(pull_headers::HAS_MORE)?.to_str().ok()? == "true";
+        let cursor = h
+            .get(pull_headers::NEXT_CURSOR)?
+            .to_str()
+            .ok()?
+            .parse()
+            .ok()?;
+        more.then_some(cursor)
+    }
+
+    /// Reads and decodes the page (a 2xx whose body is not a page is a
+    /// failure, as for every call).
+    pub async fn page(self) -> Result<PullResponse, Failure> {
+        finish_response(self.resp).await
+    }
+}

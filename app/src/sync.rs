@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::device::{Device, Session, count, meta_get, meta_set, now, refresh, server};
 use crate::error::{Error, Result};
 use crate::model::{self, DECISION, PARTICIPATION, SHEET};
-use crate::net::{self, Api};
+use crate::net::{self, Api, PullStart};
 use crate::plan::{self, Failure, Next, Pending, PushRefusal};
 use crate::status::{self, Phase, Progress, SyncState};
 use ocop_shared::wire::{DecisionInfo, ParticipationInfo};
@@ -412,13 +412,24 @@ impl Device {
         let mut cursor: u64 = meta_get(&self.conn(), "cursor")?
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
+        // One page ahead: as soon as a page's headers name the next cursor,
+        // the next page is asked for, so the server prepares it while this
+        // one is decoded and stored. The body decides: a prefetch for a
+        // cursor the body does not confirm is dropped and asked for again.
+        let mut ahead: Option<(u64, Prefetch)> = None;
         loop {
             self.progress(Phase::Downloading, report.pulled_changes, None);
             report.pull_requests += 1;
-            let page = api
-                .pull(cursor, DEFAULT_PULL_LIMIT)
-                .await
-                .map_err(Stop::Net)?;
+            let started = match ahead.take() {
+                Some((c, p)) if c == cursor => p.wait().await,
+                _ => api.pull_start(cursor, DEFAULT_PULL_LIMIT).await,
+            }
+            .map_err(Stop::Net)?;
+            ahead = started
+                .next()
+                .filter(|&c| c > cursor)
+                .map(|c| (c, Prefetch::start(api, c)));
+            let page = started.page().await.map_err(Stop::Net)?;
             if page.has_more && page.next_cursor <= cursor {
                 return Err(Stop::Net(Failure::Transient(
                     "the server's pull cursor did not advance".into(),
@@ -898,5 +909,31 @@ impl SyncLoop {
     /// transaction and unacknowledged mutations stay in the outbox.
     pub fn stop(self) {
         self.task.abort();
+    }
+}
+
+/// The next pull page, asked for while the current one is stored. Dropping
+/// it (an error, a sign-out, a cursor the body did not confirm) aborts it.
+struct Prefetch(JoinHandle<Result<PullStart, Failure>>);
+
+impl Prefetch {
+    fn start(api: &Api, cursor: u64) -> Prefetch {
+        let api = api.clone();
+        Prefetch(tokio::spawn(async move {
+            api.pull_start(cursor, DEFAULT_PULL_LIMIT).await
+        }))
+    }
+
+    async fn wait(mut self) -> Result<PullStart, Failure> {
+        match (&mut self.0).await {
+            Ok(r) => r,
+            Err(e) => Err(Failure::Transient(format!("the page request stopped: {e}"))),
+        }
+    }
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

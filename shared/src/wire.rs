@@ -66,6 +66,16 @@ pub mod paths {
     pub const ADMIN_EXPORT: &str = "/api/v1/admin/export";
 }
 
+/// Response headers of `GET` [`paths::PULL`]: the page's `next_cursor` and
+/// `has_more`, equal to the fields in its body, sent before the body so a
+/// device can ask for the next page while it decodes and stores this one.
+/// The body stays the truth: a device that prefetched with a header value
+/// the body contradicts throws the prefetched page away.
+pub mod pull_headers {
+    pub const NEXT_CURSOR: &str = "x-ocop-next-cursor";
+    pub const HAS_MORE: &str = "x-ocop-has-more";
+}
+
 // ---------------------------------------------------------------- errors
 
 /// The one error shape of every failed HTTP call, malformed JSON included.

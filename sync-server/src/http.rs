@@ -14,14 +14,14 @@ use axum::extract::{
 };
 use axum::http::header::{AUTHORIZATION, CONTENT_RANGE, CONTENT_TYPE, HOST};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use ocop_shared::score::is_sha256_hex;
 use ocop_shared::wire::{
     AttachmentMeta, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
     DEFAULT_PULL_LIMIT, EnrolRequest, EnrolmentCodeRequest, LoginRequest, MAX_ATTACHMENT_BYTES,
-    MAX_BODY_BYTES, PROTOCOL_VERSION, PushRequest, SetRosterRequest, paths,
+    MAX_BODY_BYTES, PROTOCOL_VERSION, PushRequest, SetRosterRequest, paths, pull_headers,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -511,10 +511,20 @@ async fn pull(
 ) -> Result<Response> {
     let q = query(q)?;
     let limit = q.limit.unwrap_or(DEFAULT_PULL_LIMIT);
-    let body = blocking(&state, move |s| s.pull_json(&p, q.cursor, limit)).await?;
+    let page = blocking(&state, move |s| s.pull_json(&p, q.cursor, limit)).await?;
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
+        [
+            (CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                HeaderName::from_static(pull_headers::NEXT_CURSOR),
+                HeaderValue::from(page.next_cursor),
+            ),
+            (
+                HeaderName::from_static(pull_headers::HAS_MORE),
+                HeaderValue::from_static(if page.has_more { "true" } else { "false" }),
+            ),
+        ],
+        page.json,
     )
         .into_response())
 }

@@ -36,7 +36,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::store::{AuditEntry, DeviceInfo, Principal, QuarantineEntry, RubricSummary, Store};
+use crate::store::{
+    AuditEntry, DeviceInfo, PageJson, Principal, QuarantineEntry, RubricSummary, Store,
+};
 
 /// Append-only: never edit a shipped migration, add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -3294,7 +3296,7 @@ impl Store for SqliteStore {
         })
     }
 
-    fn pull_json(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<String> {
+    fn pull_json(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PageJson> {
         // The stored bodies are exactly the JSON of each entity's payload, so a
         // page is spliced, not parsed and re-encoded: the same bytes
         // `serde_json::to_string(&PullResponse)` gives (tested), at a fraction
@@ -3316,7 +3318,11 @@ impl Store for SqliteStore {
             "],\"next_cursor\":{},\"has_more\":{}}}",
             page.next_cursor, page.has_more
         );
-        Ok(out)
+        Ok(PageJson {
+            json: out,
+            next_cursor: page.next_cursor,
+            has_more: page.has_more,
+        })
     }
 
     fn attachment(&self, sha256: &str) -> Result<Option<AttachmentMeta>> {

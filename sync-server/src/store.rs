@@ -164,10 +164,17 @@ pub trait Store: Send + Sync + 'static {
         self.push(&actor, &req)
     }
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse>;
-    /// [`Store::pull`] encoded as JSON (what the HTTP layer sends). Backends
-    /// that keep entity JSON can splice it instead of re-encoding.
-    fn pull_json(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<String> {
-        Ok(serde_json::to_string(&self.pull(actor, cursor, limit)?)?)
+    /// [`Store::pull`] encoded as JSON (what the HTTP layer sends), with the
+    /// page's cursor outside the JSON too (the HTTP layer sends it as headers
+    /// so a device can ask for the next page before decoding this one).
+    /// Backends that keep entity JSON can splice it instead of re-encoding.
+    fn pull_json(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PageJson> {
+        let page = self.pull(actor, cursor, limit)?;
+        Ok(PageJson {
+            json: serde_json::to_string(&page)?,
+            next_cursor: page.next_cursor,
+            has_more: page.has_more,
+        })
     }
 
     // ---- attachments (bytes live in files; the store keeps metadata)
@@ -186,4 +193,13 @@ pub trait Store: Send + Sync + 'static {
     fn sheet_revisions(&self, actor: &Principal, sheet_id: Uuid) -> Result<Vec<SheetState>>;
     /// Row count of every table (tests check "the database is unchanged").
     fn table_counts(&self) -> Result<BTreeMap<String, u64>>;
+}
+
+/// A pull page as JSON (a [`PullResponse`]) and the two fields of it that the
+/// HTTP layer also sends as headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageJson {
+    pub json: String,
+    pub next_cursor: u64,
+    pub has_more: bool,
 }

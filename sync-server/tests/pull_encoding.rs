@@ -85,10 +85,15 @@ fn spliced_pull_pages_equal_encoded_pull_pages_for_every_role() {
                 let typed = store.pull(p, cursor, limit).unwrap();
                 let spliced = store.pull_json(p, cursor, limit).unwrap();
                 assert_eq!(
-                    spliced,
+                    spliced.json,
                     serde_json::to_string(&typed).unwrap(),
                     "{} at cursor {cursor}",
                     p.user.username
+                );
+                assert_eq!(
+                    (spliced.next_cursor, spliced.has_more),
+                    (typed.next_cursor, typed.has_more),
+                    "the header fields are the body's"
                 );
                 if !typed.has_more {
                     break;

@@ -117,7 +117,7 @@ fn sheets_stored_as_text_before_schema_4_read_back_the_same_and_stay_writable() 
     let read = |store: &SqliteStore| {
         let chair = store.authenticate(&chair_token).unwrap().unwrap();
         (
-            store.pull_json(&chair, 0, 10_000).unwrap(),
+            store.pull_json(&chair, 0, 10_000).unwrap().json,
             store.sheet_revisions(&chair, sheet_id).unwrap(),
         )
     };

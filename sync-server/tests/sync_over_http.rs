@@ -1436,3 +1436,50 @@ async fn login_naming_a_revoked_device_is_refused_with_401_that_says_revoked() {
     assert_eq!(st, 200, "{body}");
     assert_ne!(t.unwrap().device_id, m.device_id);
 }
+
+/// A device asks for the next page as soon as a page's headers arrive; the
+/// headers must say what the body says, page after page, to the last one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_headers_repeat_the_body_cursor_on_every_page() {
+    let w = world().await;
+    let (mut cursor, mut pages) = (0u64, 0);
+    loop {
+        let r = w
+            .chair()
+            .raw(
+                reqwest::Method::GET,
+                &format!("{}?cursor={cursor}&limit=3", paths::PULL),
+            )
+            .await
+            .send()
+            .await
+            .unwrap();
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .unwrap_or_else(|| panic!("pull answer without {name}"))
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let (next, more) = (
+            header(ocop_shared::wire::pull_headers::NEXT_CURSOR),
+            header(ocop_shared::wire::pull_headers::HAS_MORE),
+        );
+        let (status, body, page) = decode::<ocop_shared::wire::PullResponse>(r).await;
+        assert_eq!(status, 200, "{body}");
+        let page = page.unwrap();
+        assert_eq!(next, page.next_cursor.to_string(), "page {pages}");
+        assert_eq!(more, page.has_more.to_string(), "page {pages}");
+        pages += 1;
+        if !page.has_more {
+            break;
+        }
+        assert!(page.next_cursor > cursor);
+        cursor = page.next_cursor;
+    }
+    assert!(
+        pages > 2,
+        "the demo round spans several pages of 3 ({pages})"
+    );
+}

@@ -140,6 +140,7 @@ async fn start_server(dir: &Path) -> Server {
     panic!("bench server did not start");
 }
 
+#[derive(Clone)]
 struct Client {
     http: reqwest::Client,
     url: String,
@@ -176,8 +177,12 @@ impl Client {
     }
 
     async fn pull(&self, token: &str, cursor: u64) -> (PullResponse, u64) {
-        let r = self
-            .http
+        decode(self.pull_start(token, cursor).await).await
+    }
+
+    /// Sends a pull and returns once its headers are in (the body unread).
+    async fn pull_start(&self, token: &str, cursor: u64) -> reqwest::Response {
+        self.http
             .get(format!(
                 "{}{}?cursor={cursor}&limit={DEFAULT_PULL_LIMIT}",
                 self.url,
@@ -187,9 +192,21 @@ impl Client {
             .header("accept-encoding", ACCEPT_ENCODING)
             .send()
             .await
-            .expect("pull");
-        decode(r).await
+            .expect("pull")
     }
+}
+
+/// The next page's cursor named by a pull answer's headers, if it has more.
+fn next_from_headers(r: &reqwest::Response) -> Option<u64> {
+    let h = r.headers();
+    let more = h.get(pull_headers::HAS_MORE)?.to_str().ok()? == "true";
+    let next = h
+        .get(pull_headers::NEXT_CURSOR)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()?;
+    more.then_some(next)
 }
 
 /// What the app's HTTP client (reqwest with its gzip and zstd features) sends.
@@ -231,10 +248,24 @@ fn body(mutations: Vec<Mutation>) -> Vec<u8> {
     .expect("encode")
 }
 
+/// Pulls like the app does (`app/src/sync.rs`): the next page is asked for
+/// as soon as a page's headers name its cursor, before this page is decoded.
 async fn pull_all(c: &Client, token: &str, from: u64) -> (usize, u64, u64, u64) {
     let (mut cursor, mut sheets, mut requests, mut bytes) = (from, 0usize, 0u64, 0u64);
+    let mut ahead: Option<(u64, tokio::task::JoinHandle<reqwest::Response>)> = None;
     loop {
-        let (page, n) = c.pull(token, cursor).await;
+        let r = match ahead.take() {
+            Some((at, h)) if at == cursor => h.await.expect("prefetch"),
+            _ => c.pull_start(token, cursor).await,
+        };
+        ahead = next_from_headers(&r).map(|at| {
+            let (c, token) = (c.clone(), token.to_owned());
+            (
+                at,
+                tokio::spawn(async move { c.pull_start(&token, at).await }),
+            )
+        });
+        let (page, n): (PullResponse, u64) = decode(r).await;
         requests += 1;
         bytes += n;
         sheets += page
@@ -244,6 +275,7 @@ async fn pull_all(c: &Client, token: &str, from: u64) -> (usize, u64, u64, u64) 
             .count();
         cursor = page.next_cursor;
         if !page.has_more {
+            assert!(ahead.is_none(), "the headers said there was more");
             return (sheets, requests, bytes, cursor);
         }
     }

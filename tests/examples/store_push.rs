@@ -126,6 +126,48 @@ fn main() {
         }
         times.sort();
         changed.push(times[5]);
+        // Pull N to the chair, split into the server's part (page JSON,
+        // zstd at level 1 as the HTTP layer does) and the device's part
+        // (decompress, decode).
+        let chair = store.authenticate(&s.chair).expect("auth").expect("chair");
+        let (mut cursor, mut pages) = (0, Vec::new());
+        let t = Instant::now();
+        loop {
+            let page = store
+                .pull_json(&chair, cursor, DEFAULT_PULL_LIMIT)
+                .expect("pull");
+            pages.push(page.json);
+            cursor = page.next_cursor;
+            if !page.has_more {
+                break;
+            }
+        }
+        let t_rows = t.elapsed();
+        let t = Instant::now();
+        let packed: Vec<Vec<u8>> = pages
+            .iter()
+            .map(|p| zstd::bulk::compress(p.as_bytes(), 1).expect("zstd"))
+            .collect();
+        let t_zip = t.elapsed();
+        let t = Instant::now();
+        let mut sheets = 0;
+        for z in &packed {
+            let json = zstd::decode_all(&z[..]).expect("unzstd");
+            let page: PullResponse = serde_json::from_slice(&json).expect("decode");
+            sheets += page.changes.len();
+        }
+        let t_dev = t.elapsed();
+        println!(
+            "pull {sheets} changes in {} pages: server rows+JSON {:.1} ms, zstd {:.1} ms ({} B); device unzstd+decode {:.1} ms",
+            pages.len(),
+            ms(t_rows),
+            ms(t_zip),
+            packed.iter().map(Vec::len).sum::<usize>(),
+            ms(t_dev)
+        );
+        if std::env::var_os("STORE_PUSH_KEEP").is_some() {
+            println!("kept {}", tmp.keep().display());
+        }
         println!(
             "repeat {r}: decode {n} sheet mutations {:.1} ms ({:.0}/s); store.push {n} new sheets {:.1} ms ({:.0}/s); 100 changed sheets {:.2} ms",
             ms(decode[r]),
