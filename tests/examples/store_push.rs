@@ -20,6 +20,9 @@ fn main() {
     let (members, products) = (100, 100);
     let n = members * products;
     let (mut decode, mut push, mut changed) = (Vec::new(), Vec::new(), Vec::new());
+    // On-CPU time of this (the writing) thread: steadier than wall time on a
+    // VM whose speed drifts, and without the checkpointer's thread.
+    let mut cpu = Vec::new();
     for r in 0..repeats {
         let tmp = tempfile::tempdir().expect("tempdir");
         let s = setup(tmp.path(), members, products);
@@ -64,6 +67,7 @@ fn main() {
             .map(|(tok, _)| store.authenticate(tok).expect("auth").expect("device"))
             .collect();
         let t = Instant::now();
+        let cpu0 = thread_cpu_ns();
         for (req, who) in reqs.iter().zip(&who) {
             let resp = store.push(who, req).expect("push");
             assert!(
@@ -75,6 +79,7 @@ fn main() {
             );
         }
         push.push(t.elapsed());
+        cpu.push(thread_cpu_ns() - cpu0);
         // 100 changed sheets: member 0 edits one criterion on each of its
         // sheets (fresh base), one push, 11 times; the median.
         let page = store.pull(&who[0], 0, 10_000).expect("pull");
@@ -169,23 +174,26 @@ fn main() {
             println!("kept {}", tmp.keep().display());
         }
         println!(
-            "repeat {r}: decode {n} sheet mutations {:.1} ms ({:.0}/s); store.push {n} new sheets {:.1} ms ({:.0}/s); 100 changed sheets {:.2} ms",
+            "repeat {r}: decode {n} sheet mutations {:.1} ms ({:.0}/s); store.push {n} new sheets {:.1} ms ({:.0}/s, writer on CPU {:.1} ms); 100 changed sheets {:.2} ms",
             ms(decode[r]),
             rate(n, decode[r]),
             ms(push[r]),
             rate(n, push[r]),
+            cpu[r] as f64 / 1e6,
             ms(changed[r])
         );
     }
     decode.sort();
     push.sort();
+    cpu.sort();
     changed.sort();
     let (d, p, c) = (decode[repeats / 2], push[repeats / 2], changed[repeats / 2]);
     println!(
-        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet), 100 changed sheets {:.2} ms",
+        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet; writer on CPU {:.1} µs per sheet), 100 changed sheets {:.2} ms",
         rate(n, d),
         rate(n, p),
         p.as_secs_f64() * 1e6 / n as f64,
+        cpu[repeats / 2] as f64 / 1e3 / n as f64,
         ms(c)
     );
 }
@@ -196,4 +204,13 @@ fn ms(d: Duration) -> f64 {
 
 fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
+}
+
+/// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`,
+/// Linux), 0 where unavailable.
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
