@@ -432,10 +432,40 @@ fn answers_from_several_devices_round_trip() {
     assert_eq!(back, sheet);
 }
 
+/// Writers put `devices` first; a decoder must not depend on it.
+#[test]
+fn answers_with_criteria_before_devices_decode_the_same() {
+    let sheet = sheet_state();
+    let mut v = serde_json::to_value(&sheet).unwrap();
+    let (devices, criteria) = (
+        v["answers"]["devices"].to_string(),
+        v["answers"]["criteria"].to_string(),
+    );
+    v["answers"] = serde_json::Value::Null;
+    let text = serde_json::to_string(&v).unwrap().replace(
+        "\"answers\":null",
+        &format!("\"answers\":{{\"criteria\":{criteria},\"devices\":{devices}}}"),
+    );
+    assert!(
+        text.find("\"criteria\"") < text.find("\"devices\""),
+        "{text}"
+    );
+    let back: SheetState = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, sheet);
+}
+
 #[rstest]
 #[case::index_past_the_devices(
     r#"{"devices":["00000000-0000-0000-0000-00000000000a"],"criteria":{"1.1":{"answer":{"option":"a"},"rev":1,"d":1}}}"#,
     "criterion \"1.1\" names device 1 of 1"
+)]
+#[case::index_past_the_devices_named_after_the_criteria(
+    r#"{"criteria":{"1.1":{"answer":{"option":"a"},"rev":1,"d":1}},"devices":["00000000-0000-0000-0000-00000000000a"]}"#,
+    "criterion \"1.1\" names device 1 of 1"
+)]
+#[case::criteria_twice(
+    r#"{"devices":[],"criteria":{},"criteria":{}}"#,
+    "\"criteria\" given twice"
 )]
 #[case::devices_without_criteria(
     r#"{"devices":["00000000-0000-0000-0000-00000000000a"]}"#,

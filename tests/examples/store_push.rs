@@ -155,19 +155,25 @@ fn main() {
             .collect();
         let t_zip = t.elapsed();
         let t = Instant::now();
+        let plain: Vec<Vec<u8>> = packed
+            .iter()
+            .map(|z| zstd::decode_all(&z[..]).expect("unzstd"))
+            .collect();
+        let t_unzip = t.elapsed();
+        let t = Instant::now();
         let mut sheets = 0;
-        for z in &packed {
-            let json = zstd::decode_all(&z[..]).expect("unzstd");
-            let page: PullResponse = serde_json::from_slice(&json).expect("decode");
+        for json in &plain {
+            let page: PullResponse = serde_json::from_slice(json).expect("decode");
             sheets += page.changes.len();
         }
         let t_dev = t.elapsed();
         println!(
-            "pull {sheets} changes in {} pages: server rows+JSON {:.1} ms, zstd {:.1} ms ({} B); device unzstd+decode {:.1} ms",
+            "pull {sheets} changes in {} pages: server rows+JSON {:.1} ms, zstd {:.1} ms ({} B); device unzstd {:.1} ms, decode {:.1} ms",
             pages.len(),
             ms(t_rows),
             ms(t_zip),
             packed.iter().map(Vec::len).sum::<usize>(),
+            ms(t_unzip),
             ms(t_dev)
         );
         if std::env::var_os("STORE_PUSH_KEEP").is_some() {
