@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::sheet_cache::SheetCache;
 use crate::store::{
     AuditEntry, DeviceInfo, PageJson, Principal, QuarantineEntry, RubricSummary, Store,
 };
@@ -238,6 +239,9 @@ pub struct SqliteStore {
     grouped_pushes: std::sync::atomic::AtomicU64,
     group_failures: std::sync::atomic::AtomicU64,
     group_mutations: usize,
+    /// Sheets the writer wrote last (see `sheet_cache`); only the writer,
+    /// holding `writer`, uses it.
+    sheets: Mutex<SheetCache>,
 }
 
 /// Answers, when dropped, every push of a group not answered yet: only a
@@ -939,6 +943,7 @@ impl SqliteStore {
             grouped_pushes: std::sync::atomic::AtomicU64::new(0),
             group_failures: std::sync::atomic::AtomicU64::new(0),
             group_mutations: GROUP_MUTATIONS,
+            sheets: Mutex::new(SheetCache::new(crate::sheet_cache::CAPACITY)),
         })
     }
 
@@ -1240,6 +1245,7 @@ impl SqliteStore {
         let mut left: Vec<usize> = (0..work.len()).collect();
         while !left.is_empty() {
             let mut failed_at = None;
+            lock(&self.sheets).discard();
             let attempt = (|| -> Result<Vec<PushResponse>> {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let mut out = Vec::with_capacity(left.len());
@@ -1256,6 +1262,7 @@ impl SqliteStore {
                 tx.commit()?;
                 Ok(out)
             })();
+            self.settle_sheets(attempt.is_ok());
             use std::sync::atomic::Ordering::Relaxed;
             match (attempt, failed_at) {
                 (Ok(out), _) => {
@@ -1287,6 +1294,26 @@ impl SqliteStore {
                 }
             }
         }
+    }
+
+    /// After a push transaction: the sheets it wrote enter the writer's cache
+    /// if it committed, and are forgotten if it did not.
+    fn settle_sheets(&self, committed: bool) {
+        let mut c = lock(&self.sheets);
+        if committed { c.commit() } else { c.discard() }
+    }
+
+    /// Keeps up to `n` recently written sheets in the writer's memory
+    /// (default `sheet_cache::CAPACITY`; 0 switches the cache off, for tests
+    /// that compare both).
+    pub fn with_sheet_cache(self, n: usize) -> SqliteStore {
+        *lock(&self.sheets) = SheetCache::new(n);
+        self
+    }
+
+    /// Sheet reads the writer served from its cache since open.
+    pub fn sheet_cache_hits(&self) -> u64 {
+        lock(&self.sheets).hits()
     }
 
     /// Caps a group commit at `n` mutations (default `GROUP_MUTATIONS`; tests
@@ -1432,9 +1459,28 @@ fn resolve_sheet_id(conn: &Connection, id: Uuid) -> Result<Uuid> {
     canonical.map_or(Ok(id), uuid_col)
 }
 
-fn load_sheet(conn: &Connection, id: Uuid) -> Result<Option<SheetState>> {
-    let id = resolve_sheet_id(conn, id)?;
-    get_entity(conn, "sheet", &id.to_string())
+/// [`load_sheet`] for a write: the writer's cached copy when the row has not
+/// moved since that copy was committed (one statement either way; the body
+/// is only read and decoded on a miss).
+fn load_sheet_for_write(ctx: &PushCtx<'_>, id: Uuid) -> Result<Option<SheetState>> {
+    let id = resolve_sheet_id(ctx.conn, id)?;
+    let mut cache = lock(&ctx.store.sheets);
+    let row = ctx
+        .conn
+        .prepare_cached("SELECT seq, body FROM entities WHERE kind = 'sheet' AND id = ?1")?
+        .query_row(params![id.to_string()], |r| {
+            let seq = r.get::<_, i64>(0)? as u64;
+            Ok(match cache.get(id, seq) {
+                Some(s) => Ok(s),
+                None => Err(r.get::<_, StoredBody>(1)?.0),
+            })
+        })
+        .optional()?;
+    match row {
+        None => Ok(None),
+        Some(Ok(s)) => Ok(Some(s)),
+        Some(Err(body)) => Ok(Some(serde_json::from_str(&body)?)),
+    }
 }
 
 fn decision_of(conn: &Connection, product: Uuid) -> Result<Option<DecisionInfo>> {
@@ -1595,7 +1641,7 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(SheetStat
     let product = ctx.cache.product(conn, round.id, key.product_id)?;
     ensure_unlocked(conn, product.id)?;
 
-    let sheet = if let Some(s) = load_sheet(conn, key.sheet_id)? {
+    let sheet = if let Some(s) = load_sheet_for_write(ctx, key.sheet_id)? {
         if s.owner_id != me {
             return Err(reject(
                 RejectCode::Forbidden,
@@ -1696,13 +1742,14 @@ impl CloneWithoutAnswers for SheetState {
     }
 }
 
-/// Stores a sheet: snapshot, revision row, attachment references.
-fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result<()> {
+/// Stores a sheet: snapshot, revision row, attachment references. Takes the
+/// sheet (it is staged for the writer's cache) and gives back its id.
+fn save_sheet(ctx: &mut PushCtx<'_>, mut sheet: SheetState, seq: u64) -> Result<Uuid> {
     let conn = ctx.conn;
     sheet.revision = seq;
     // One encoding serves the pull snapshot and, for a write that set every
     // answer, the revision row (the same compressed bytes).
-    let body = serde_json::to_string(&*sheet)?;
+    let body = serde_json::to_string(&sheet)?;
     let packed = pack_body(&body)?;
     conn.prepare_cached(
         // A sheet's round, product and owner never change: setting them again
@@ -1760,7 +1807,9 @@ fn save_sheet(ctx: &mut PushCtx<'_>, sheet: &mut SheetState, seq: u64) -> Result
         )?
         .execute(params![sheet.id.to_string(), h])?;
     }
-    Ok(())
+    let id = sheet.id;
+    lock(&ctx.store.sheets).stage(seq, sheet);
+    Ok(id)
 }
 
 fn is_fresh(current: Option<(u64, Uuid)>, base_rev: u64, device: Uuid) -> bool {
@@ -1824,16 +1873,16 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
             conflicts.push(id);
         }
     }
-    save_sheet(ctx, &mut sheet, seq)?;
+    let sheet_id = save_sheet(ctx, sheet, seq)?;
     if conflicts.is_empty() {
         Ok(Outcome::Applied {
             seq,
-            sheet_id: Some(sheet.id),
+            sheet_id: Some(sheet_id),
         })
     } else {
         Ok(Outcome::Conflict {
             seq,
-            sheet_id: sheet.id,
+            sheet_id,
             conflicts,
             criteria,
             applied,
@@ -1879,10 +1928,10 @@ fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) ->
     if sheet.status != SheetStatus::Submitted && is_fresh(current, base_rev, device) {
         sheet.note = note.to_string();
         sheet.note_rev = seq;
-        save_sheet(ctx, &mut sheet, seq)?;
+        let sheet_id = save_sheet(ctx, sheet, seq)?;
         Ok(Outcome::Applied {
             seq,
-            sheet_id: Some(sheet.id),
+            sheet_id: Some(sheet_id),
         })
     } else {
         let id = Uuid::now_v7();
@@ -1898,10 +1947,10 @@ fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) ->
             seq,
             resolved: false,
         });
-        save_sheet(ctx, &mut sheet, seq)?;
+        let sheet_id = save_sheet(ctx, sheet, seq)?;
         Ok(Outcome::Conflict {
             seq,
-            sheet_id: sheet.id,
+            sheet_id,
             conflicts: vec![id],
             criteria: vec!["note".into()],
             applied: vec![],
@@ -1910,7 +1959,7 @@ fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) ->
 }
 
 fn existing_sheet(ctx: &PushCtx<'_>, id: Uuid) -> OpResult<SheetState> {
-    load_sheet(ctx.conn, id)?
+    load_sheet_for_write(ctx, id)?
         .ok_or_else(|| reject(RejectCode::NotFound, format!("sheet {id} is unknown")))
 }
 
@@ -1954,10 +2003,10 @@ fn submit(ctx: &mut PushCtx<'_>, sheet_id: Uuid) -> OpResult<Outcome> {
     }
     let seq = ctx.seq.take();
     sheet.status = SheetStatus::Submitted;
-    save_sheet(ctx, &mut sheet, seq)?;
+    let sheet_id = save_sheet(ctx, sheet, seq)?;
     Ok(Outcome::Applied {
         seq,
-        sheet_id: Some(sheet.id),
+        sheet_id: Some(sheet_id),
     })
 }
 
@@ -1984,10 +2033,10 @@ fn reopen(ctx: &mut PushCtx<'_>, sheet_id: Uuid, reason: &str) -> OpResult<Outco
     let seq = ctx.seq.take();
     sheet.status = SheetStatus::Reopened;
     sheet.reopen_reason = Some(reason.trim().to_string());
-    save_sheet(ctx, &mut sheet, seq)?;
+    let sheet_id = save_sheet(ctx, sheet, seq)?;
     Ok(Outcome::Applied {
         seq,
-        sheet_id: Some(sheet.id),
+        sheet_id: Some(sheet_id),
     })
 }
 
@@ -2151,10 +2200,10 @@ fn resolve_conflict(
         }
     }
     sheet.conflicts[idx].resolved = true;
-    save_sheet(ctx, &mut sheet, seq)?;
+    let sheet_id = save_sheet(ctx, sheet, seq)?;
     Ok(Outcome::Applied {
         seq,
-        sheet_id: Some(sheet.id),
+        sheet_id: Some(sheet_id),
     })
 }
 
@@ -3245,9 +3294,15 @@ impl Store for SqliteStore {
         check_push(req)?;
         let hashes = mutation_hashes(req)?;
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let resp = self.push_in(&tx, actor, req, &hashes)?;
-        tx.commit()?;
+        lock(&self.sheets).discard();
+        let done = (|| -> Result<PushResponse> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let resp = self.push_in(&tx, actor, req, &hashes)?;
+            tx.commit()?;
+            Ok(resp)
+        })();
+        self.settle_sheets(done.is_ok());
+        let resp = done?;
         self.checkpointer.nudge();
         Ok(resp)
     }
