@@ -4,7 +4,7 @@
 //! and decode ~3.3 KB of JSON: about a quarter of an edit's time, measured
 //! with `perf` on the store_push example) only to change one field of it.
 //! Assessors edit the same few sheets again and again, so the writer keeps
-//! the sheets it wrote last, in memory.
+//! the sheets it edited last, in memory.
 //!
 //! Two rules keep it from ever serving a sheet the database does not hold:
 //! - an entry is used only when the row's `seq` in `entities` (read in the
@@ -20,8 +20,10 @@ use lru::LruCache;
 use ocop_shared::wire::SheetState;
 use uuid::Uuid;
 
-/// Sheets kept: ~4-5 KB each in memory (~5 MB at most), a council's worth.
-pub(crate) const CAPACITY: usize = 1024;
+/// Sheets kept. A full sheet takes ~10 KB in memory (31 answers, each with
+/// its strings and map node), so at most a few MB: more than a council's
+/// members edit in one sitting.
+pub(crate) const CAPACITY: usize = 256;
 
 pub(crate) struct SheetCache {
     /// `None`: caching switched off (a capacity of 0).
