@@ -295,3 +295,53 @@ impl PullStart {
         finish_response(self.resp).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(status: u16, headers: &[(&str, &str)]) -> PullStart {
+        let mut b = http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        PullStart {
+            resp: reqwest::Response::from(b.body(Vec::<u8>::new()).unwrap()),
+        }
+    }
+
+    #[test]
+    fn only_a_success_that_says_there_is_more_names_the_next_page() {
+        let more = [
+            (pull_headers::NEXT_CURSOR, "42"),
+            (pull_headers::HAS_MORE, "true"),
+        ];
+        assert_eq!(start(200, &more).next(), Some(42));
+        assert_eq!(
+            start(
+                200,
+                &[
+                    (pull_headers::NEXT_CURSOR, "42"),
+                    (pull_headers::HAS_MORE, "false")
+                ]
+            )
+            .next(),
+            None,
+            "the last page"
+        );
+        assert_eq!(start(200, &[]).next(), None, "a server without the headers");
+        assert_eq!(start(503, &more).next(), None, "an error answer");
+        assert_eq!(
+            start(
+                200,
+                &[
+                    (pull_headers::NEXT_CURSOR, "forty-two"),
+                    (pull_headers::HAS_MORE, "true")
+                ]
+            )
+            .next(),
+            None,
+            "a cursor that is not a number"
+        );
+    }
+}
