@@ -74,6 +74,14 @@ pub mod paths {
 pub mod pull_headers {
     pub const NEXT_CURSOR: &str = "x-ocop-next-cursor";
     pub const HAS_MORE: &str = "x-ocop-has-more";
+
+    /// The next page's cursor from the two header values, when they say
+    /// there is more; `None` when a header is missing or not what the server
+    /// sends (an older server, a proxy): the client then waits for the body.
+    pub fn next_page(has_more: Option<&str>, next_cursor: Option<&str>) -> Option<u64> {
+        let cursor = next_cursor?.parse().ok()?;
+        (has_more? == "true").then_some(cursor)
+    }
 }
 
 // ---------------------------------------------------------------- errors

@@ -491,3 +491,22 @@ fn malformed_answers_are_refused_with_a_reason(#[case] answers: &str, #[case] re
         .to_string();
     assert!(err.contains(reason), "{err}");
 }
+
+#[rstest]
+#[case::more(Some("true"), Some("42"), Some(42))]
+#[case::the_last_page(Some("false"), Some("42"), None)]
+#[case::no_headers(None, None, None)]
+#[case::no_cursor(Some("true"), None, None)]
+#[case::no_has_more(None, Some("42"), None)]
+#[case::cursor_not_a_number(Some("true"), Some("forty-two"), None)]
+#[case::has_more_not_a_bool(Some("yes"), Some("42"), None)]
+fn only_headers_that_say_there_is_more_name_the_next_page(
+    #[case] has_more: Option<&str>,
+    #[case] cursor: Option<&str>,
+    #[case] next: Option<u64>,
+) {
+    assert_eq!(
+        ocop_shared::wire::pull_headers::next_page(has_more, cursor),
+        next
+    );
+}

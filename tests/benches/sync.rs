@@ -199,14 +199,11 @@ impl Client {
 /// The next page's cursor named by a pull answer's headers, if it has more.
 fn next_from_headers(r: &reqwest::Response) -> Option<u64> {
     let h = r.headers();
-    let more = h.get(pull_headers::HAS_MORE)?.to_str().ok()? == "true";
-    let next = h
-        .get(pull_headers::NEXT_CURSOR)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()?;
-    more.then_some(next)
+    let value = |name| h.get(name).and_then(|v| v.to_str().ok());
+    pull_headers::next_page(
+        value(pull_headers::HAS_MORE),
+        value(pull_headers::NEXT_CURSOR),
+    )
 }
 
 /// What the app's HTTP client (reqwest with its gzip and zstd features) sends.
