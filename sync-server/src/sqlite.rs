@@ -242,7 +242,12 @@ pub struct SqliteStore {
     /// Sheets the writer wrote last (see `sheet_cache`); only the writer,
     /// holding `writer`, uses it.
     sheets: Mutex<SheetCache>,
+    /// Products the writer read (see `BatchCache::product`).
+    products: Mutex<lru::LruCache<Uuid, ProductInfo>>,
 }
+
+/// Products kept by the writer: a province's round has hundreds.
+const PRODUCT_CACHE: usize = 4096;
 
 /// Answers, when dropped, every push of a group not answered yet: only a
 /// panic in the middle of a group leaves one unanswered.
@@ -413,6 +418,24 @@ fn pack_body(json: &str) -> Result<Vec<u8>> {
         c.compress(json.as_bytes())
             .map_err(|e| Error::Internal(format!("zstd: {e}")))
     })
+}
+
+/// Bodies shorter than this are stored as their JSON TEXT: zstd's fixed cost
+/// per frame (its entropy tables) is most of the work for a few hundred bytes
+/// and saves little room (callgrind on the store_push example: the two
+/// compressions were a third of an edit's instructions, the delta's
+/// ~400 B frame a large part of that).
+const SMALL_BODY: usize = 1024;
+
+/// A sheet body as it is stored: small ones as TEXT, others packed (a BLOB).
+/// Both read back through [`StoredBody`].
+fn store_body(json: String) -> Result<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    if json.len() < SMALL_BODY {
+        Ok(Value::Text(json))
+    } else {
+        pack_body(&json).map(Value::Blob)
+    }
 }
 
 /// Decompresses a body written by [`pack_body`] (its frame records its size),
@@ -892,13 +915,33 @@ impl BatchCache {
         Ok(r)
     }
 
-    fn product(&mut self, conn: &Connection, round: Uuid, id: Uuid) -> OpResult<ProductInfo> {
+    /// A product, from this batch, the writer's memory or the database.
+    /// Products are never changed once created (nor deleted) and only the
+    /// writer creates them, under the same lock, so what the writer read once
+    /// stays true; a push of one member's sheets names a new product in
+    /// nearly every mutation, so a cache per batch alone missed every time
+    /// (reading and decoding the product was a twentieth of a new sheet).
+    fn product(
+        &mut self,
+        store: &SqliteStore,
+        conn: &Connection,
+        round: Uuid,
+        id: Uuid,
+    ) -> OpResult<ProductInfo> {
         if let Some(p) = self.products.get(&id)
             && p.round_id == round
         {
             return Ok(p.clone());
         }
-        let p = load_product(conn, round, id)?;
+        let kept = lock(&store.products).get(&id).cloned();
+        let p = match kept {
+            Some(p) if p.round_id == round => p,
+            _ => {
+                let p = load_product(conn, round, id)?;
+                lock(&store.products).put(id, p.clone());
+                p
+            }
+        };
         self.products.insert(id, p.clone());
         Ok(p)
     }
@@ -944,6 +987,9 @@ impl SqliteStore {
             group_failures: std::sync::atomic::AtomicU64::new(0),
             group_mutations: GROUP_MUTATIONS,
             sheets: Mutex::new(SheetCache::new(crate::sheet_cache::CAPACITY)),
+            products: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(PRODUCT_CACHE).expect("not zero"),
+            )),
         })
     }
 
@@ -1470,7 +1516,7 @@ fn load_sheet_for_write(ctx: &PushCtx<'_>, id: Uuid) -> Result<Option<SheetState
         .prepare_cached("SELECT seq, body FROM entities WHERE kind = 'sheet' AND id = ?1")?
         .query_row(params![id.to_string()], |r| {
             let seq = r.get::<_, i64>(0)? as u64;
-            Ok(match cache.get(id, seq) {
+            Ok(match cache.take(id, seq) {
                 Some(s) => Ok(s),
                 None => Err(r.get::<_, StoredBody>(1)?.0),
             })
@@ -1638,7 +1684,9 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(SheetStat
             format!("round {} is closed", round.id),
         ));
     }
-    let product = ctx.cache.product(conn, round.id, key.product_id)?;
+    let product = ctx
+        .cache
+        .product(ctx.store, conn, round.id, key.product_id)?;
     ensure_unlocked(conn, product.id)?;
 
     let sheet = if let Some(s) = load_sheet_for_write(ctx, key.sheet_id)? {
@@ -1757,8 +1805,7 @@ fn save_sheet(
     sheet.revision = seq;
     // One encoding serves the pull snapshot and, for a write that set every
     // answer, the revision row (the same compressed bytes).
-    let body = serde_json::to_string(&sheet)?;
-    let packed = pack_body(&body)?;
+    let packed = store_body(serde_json::to_string(&sheet)?)?;
     conn.prepare_cached(
         // A sheet's round, product and owner never change: setting them again
         // on an edit would rewrite their index entries for nothing.
@@ -1782,7 +1829,7 @@ fn save_sheet(
     let delta = if sheet.answers.values().all(|a| a.rev == seq) {
         packed
     } else {
-        pack_body(&serde_json::to_string(&SheetState {
+        store_body(serde_json::to_string(&SheetState {
             answers: sheet
                 .answers
                 .iter()
@@ -1845,10 +1892,30 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
     let seq = ctx.seq.take();
     let device = ctx.actor.device_id;
     let submitted = sheet.status == SheetStatus::Submitted;
+    // Which edits applied, by index: their names are only reported beside
+    // a conflict (a copy of every criterion's name for nothing, otherwise).
     let mut applied = Vec::new();
     let mut criteria = Vec::new();
     let mut conflicts = Vec::new();
-    for e in edits {
+    // A sheet's first write with no base (nearly every new sheet) applies
+    // every edit, the last of a criterion named twice winning, as the loop
+    // below would: the map is built in one pass instead of 31 inserts.
+    let first_write =
+        sheet.answers.is_empty() && !submitted && edits.iter().all(|e| e.base_rev == 0);
+    if first_write {
+        sheet.answers = edits
+            .iter()
+            .map(|e| {
+                let state = AnswerState {
+                    answer: e.answer.clone(),
+                    rev: seq,
+                    device_id: device,
+                };
+                (e.criterion.clone(), state)
+            })
+            .collect();
+    }
+    for (i, e) in edits.iter().enumerate().filter(|_| !first_write) {
         let current = sheet
             .answers
             .get(&e.criterion)
@@ -1864,7 +1931,7 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
                     device_id: device,
                 },
             );
-            applied.push(e.criterion.clone());
+            applied.push(i);
         } else {
             let id = Uuid::now_v7();
             sheet.conflicts.push(ConflictRecord {
@@ -1896,7 +1963,10 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
             sheet_id,
             conflicts,
             criteria,
-            applied,
+            applied: applied
+                .into_iter()
+                .map(|i| edits[i].criterion.clone())
+                .collect(),
         })
     }
 }
