@@ -6,13 +6,15 @@
 //! is flagged as a conflict and the others apply.
 
 use ocop_shared::wire::{
-    Answer, AnswerEdit, EnrolRequest, Entity, Mutation, Op, Outcome, PROTOCOL_VERSION, PushRequest,
-    SheetKey, SheetState,
+    Answer, AnswerEdit, Entity, Mutation, Op, Outcome, PROTOCOL_VERSION, PushRequest, SheetKey,
+    SheetState,
 };
 use ocop_sync_server::sqlite::SqliteStore;
 use ocop_sync_server::{Store, demo};
 use rstest::rstest;
 use uuid::Uuid;
+
+mod common;
 
 /// (criterion index, option index, base_rev) of each edit, in order.
 type Edits = &'static [(usize, usize, u64)];
@@ -30,14 +32,7 @@ fn a_first_write_applies_as_edit_by_edit_rules_say(
     let store = SqliteStore::open(&dir.path().join("s.sqlite3")).unwrap();
     store.install_bundled_rubrics().unwrap();
     let info = demo::seed(&store).unwrap();
-    let token = store
-        .enrol(&EnrolRequest {
-            code: info.users[1].enrolment_code.clone(),
-            device_name: "d".into(),
-        })
-        .unwrap()
-        .token;
-    let member = store.authenticate(&token).unwrap().unwrap();
+    let member = common::principals(&store, &info).swap_remove(1);
     let product = &info.products[0];
     let rubric = ocop_shared::bundled::scoreable()
         .into_iter()

@@ -3,12 +3,14 @@
 //! every role (the secretary's redacted view included) and across pages.
 
 use ocop_shared::wire::{
-    Answer, AnswerEdit, EnrolRequest, Mutation, Op, PROTOCOL_VERSION, PushRequest, SheetKey,
+    Answer, AnswerEdit, Mutation, Op, PROTOCOL_VERSION, PushRequest, SheetKey,
 };
 use ocop_sync_server::demo;
 use ocop_sync_server::sqlite::SqliteStore;
 use ocop_sync_server::{Principal, Store};
 use uuid::Uuid;
+
+mod common;
 
 #[test]
 fn spliced_pull_pages_equal_encoded_pull_pages_for_every_role() {
@@ -17,19 +19,7 @@ fn spliced_pull_pages_equal_encoded_pull_pages_for_every_role() {
     let store: &dyn Store = &sqlite;
     store.install_bundled_rubrics().unwrap();
     let info = demo::seed(store).unwrap();
-    let who: Vec<Principal> = info
-        .users
-        .iter()
-        .map(|u| {
-            let t = store
-                .enrol(&EnrolRequest {
-                    code: u.enrolment_code.clone(),
-                    device_name: "d".into(),
-                })
-                .unwrap();
-            store.authenticate(&t.token).unwrap().unwrap()
-        })
-        .collect();
+    let who: Vec<Principal> = common::principals(store, &info);
     let rubric = ocop_shared::bundled::scoreable();
     // Two members answer a few criteria on three products, with notes that need escaping.
     for (m, p) in who[1..3].iter().zip(0..) {

@@ -6,12 +6,14 @@
 //! sheets, and a store opened again on the file (empty cache) reads them too.
 
 use ocop_shared::wire::{
-    Answer, AnswerEdit, EnrolRequest, Entity, Mutation, Op, Outcome, PROTOCOL_VERSION, PushRequest,
-    SheetKey, SheetState,
+    Answer, AnswerEdit, Entity, Mutation, Op, Outcome, PROTOCOL_VERSION, PushRequest, SheetKey,
+    SheetState,
 };
 use ocop_sync_server::sqlite::SqliteStore;
 use ocop_sync_server::{Principal, Store, demo};
 use uuid::Uuid;
+
+mod common;
 
 struct Run {
     /// Run-time ids in a fixed order (see `comparable`).
@@ -19,21 +21,6 @@ struct Run {
     outcomes: Vec<String>,
     sheets: Vec<SheetState>,
     hits: u64,
-}
-
-fn principals(store: &dyn Store, info: &demo::DemoInfo) -> Vec<Principal> {
-    info.users
-        .iter()
-        .map(|u| {
-            let t = store
-                .enrol(&EnrolRequest {
-                    code: u.enrolment_code.clone(),
-                    device_name: "d".into(),
-                })
-                .unwrap();
-            store.authenticate(&t.token).unwrap().unwrap()
-        })
-        .collect()
 }
 
 /// Ids made at run time (the demo's round, products and people, and the
@@ -51,7 +38,7 @@ fn story(dir: &std::path::Path, cache: usize) -> Run {
     let store: &dyn Store = &sqlite;
     store.install_bundled_rubrics().unwrap();
     let info = demo::seed(store).unwrap();
-    let who = principals(store, &info);
+    let who = common::principals(store, &info);
     let (chair, member) = (&who[0], &who[1]);
     let rubric = ocop_shared::bundled::scoreable();
     let products = &info.products[..3];

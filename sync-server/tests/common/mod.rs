@@ -300,3 +300,23 @@ pub fn set_answers(world: &World, product: usize, sheet_id: Uuid, answers: Vec<A
         answers,
     }
 }
+
+/// One enrolled device per demo user, in the demo's order (chair first),
+/// straight through the store (no HTTP).
+pub fn principals(
+    store: &dyn ocop_sync_server::Store,
+    info: &DemoInfo,
+) -> Vec<ocop_sync_server::Principal> {
+    info.users
+        .iter()
+        .map(|u| {
+            let t = store
+                .enrol(&EnrolRequest {
+                    code: u.enrolment_code.clone(),
+                    device_name: "d".into(),
+                })
+                .unwrap();
+            store.authenticate(&t.token).unwrap().unwrap()
+        })
+        .collect()
+}
