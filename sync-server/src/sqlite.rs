@@ -242,7 +242,7 @@ pub struct SqliteStore {
     /// Sheets the writer wrote last (see `sheet_cache`); only the writer,
     /// holding `writer`, uses it.
     sheets: Mutex<SheetCache>,
-    /// Products the writer read (see `BatchCache::product`).
+    /// Products the writer read (see [`SqliteStore::product`]).
     products: Mutex<lru::LruCache<Uuid, ProductInfo>>,
 }
 
@@ -895,13 +895,13 @@ struct PushCtx<'a> {
     cache: &'a mut BatchCache,
 }
 
-/// Reference data read once per push batch. Rounds, products and the roster
-/// are admin data that no push operation changes, so within one batch's
-/// transaction they cannot move; decisions and sheets are never cached.
+/// Reference data read once per push batch. Rounds and the roster are admin
+/// data that no push operation changes, so within one batch's transaction
+/// they cannot move; decisions and sheets are never cached (products are kept
+/// longer, see [`SqliteStore::product`]).
 #[derive(Default)]
 struct BatchCache {
     rounds: HashMap<Uuid, RoundInfo>,
-    products: HashMap<Uuid, ProductInfo>,
     roles: HashMap<Uuid, Option<CouncilRole>>,
 }
 
@@ -913,37 +913,6 @@ impl BatchCache {
         let r = load_round(conn, id)?;
         self.rounds.insert(id, r.clone());
         Ok(r)
-    }
-
-    /// A product, from this batch, the writer's memory or the database.
-    /// Products are never changed once created (nor deleted) and only the
-    /// writer creates them, under the same lock, so what the writer read once
-    /// stays true; a push of one member's sheets names a new product in
-    /// nearly every mutation, so a cache per batch alone missed every time
-    /// (reading and decoding the product was a twentieth of a new sheet).
-    fn product(
-        &mut self,
-        store: &SqliteStore,
-        conn: &Connection,
-        round: Uuid,
-        id: Uuid,
-    ) -> OpResult<ProductInfo> {
-        if let Some(p) = self.products.get(&id)
-            && p.round_id == round
-        {
-            return Ok(p.clone());
-        }
-        let kept = lock(&store.products).get(&id).cloned();
-        let p = match kept {
-            Some(p) if p.round_id == round => p,
-            _ => {
-                let p = load_product(conn, round, id)?;
-                lock(&store.products).put(id, p.clone());
-                p
-            }
-        };
-        self.products.insert(id, p.clone());
-        Ok(p)
     }
 
     /// The caller's role in `round` (the actor is fixed for a batch).
@@ -1342,6 +1311,24 @@ impl SqliteStore {
         }
     }
 
+    /// A product, from the writer's memory or the database. Products are
+    /// never changed once created (nor deleted) and only the writer creates
+    /// them, under the same lock, so what the writer read once stays true; a
+    /// push of one member's sheets names a new product in nearly every
+    /// mutation, so a cache per push missed every time (reading and decoding
+    /// the product was a twentieth of a new sheet).
+    fn product(&self, conn: &Connection, round: Uuid, id: Uuid) -> OpResult<ProductInfo> {
+        let kept = lock(&self.products).get(&id).cloned();
+        match kept {
+            Some(p) if p.round_id == round => Ok(p),
+            _ => {
+                let p = load_product(conn, round, id)?;
+                lock(&self.products).put(id, p.clone());
+                Ok(p)
+            }
+        }
+    }
+
     /// After a push transaction: the sheets it wrote enter the writer's cache
     /// if it committed, and are forgotten if it did not.
     fn settle_sheets(&self, committed: bool) {
@@ -1684,9 +1671,7 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(SheetStat
             format!("round {} is closed", round.id),
         ));
     }
-    let product = ctx
-        .cache
-        .product(ctx.store, conn, round.id, key.product_id)?;
+    let product = ctx.store.product(conn, round.id, key.product_id)?;
     ensure_unlocked(conn, product.id)?;
 
     let sheet = if let Some(s) = load_sheet_for_write(ctx, key.sheet_id)? {

@@ -12,6 +12,8 @@ use ocop_sync_server::sqlite::SqliteStore;
 use ocop_sync_server::{Principal, Store, demo};
 use uuid::Uuid;
 
+mod common;
+
 /// One member's push: a sheet per product with two criteria answered; with
 /// `bad`, the last mutation names an option the criterion does not have.
 fn member_push(
@@ -92,19 +94,7 @@ fn concurrent_pushes_share_commits_and_keep_their_own_outcomes(#[case] limit: Op
     let store = Arc::new(store);
     store.install_bundled_rubrics().unwrap();
     let info = demo::seed(store.as_ref()).unwrap();
-    let members: Vec<Principal> = info
-        .members()
-        .iter()
-        .map(|u| {
-            let t = store
-                .enrol(&EnrolRequest {
-                    code: u.enrolment_code.clone(),
-                    device_name: "điện thoại".into(),
-                })
-                .unwrap();
-            store.authenticate(&t.token).unwrap().unwrap()
-        })
-        .collect();
+    let members: Vec<Principal> = common::principals(store.as_ref(), info.members());
     let sheets: Vec<Vec<Uuid>> = members
         .iter()
         .map(|_| info.products.iter().map(|_| Uuid::now_v7()).collect())

@@ -19,7 +19,7 @@ fn spliced_pull_pages_equal_encoded_pull_pages_for_every_role() {
     let store: &dyn Store = &sqlite;
     store.install_bundled_rubrics().unwrap();
     let info = demo::seed(store).unwrap();
-    let who: Vec<Principal> = common::principals(store, &info);
+    let who: Vec<Principal> = common::principals(store, &info.users);
     let rubric = ocop_shared::bundled::scoreable();
     // Two members answer a few criteria on three products, with notes that need escaping.
     for (m, p) in who[1..3].iter().zip(0..) {

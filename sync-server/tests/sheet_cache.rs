@@ -38,7 +38,7 @@ fn story(dir: &std::path::Path, cache: usize) -> Run {
     let store: &dyn Store = &sqlite;
     store.install_bundled_rubrics().unwrap();
     let info = demo::seed(store).unwrap();
-    let who = common::principals(store, &info);
+    let who = common::principals(store, &info.users);
     let (chair, member) = (&who[0], &who[1]);
     let rubric = ocop_shared::bundled::scoreable();
     let products = &info.products[..3];

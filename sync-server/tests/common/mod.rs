@@ -301,19 +301,19 @@ pub fn set_answers(world: &World, product: usize, sheet_id: Uuid, answers: Vec<A
     }
 }
 
-/// One enrolled device per demo user, in the demo's order (chair first),
+/// One enrolled device for each of `users` (demo users, in their order),
 /// straight through the store (no HTTP).
 pub fn principals(
     store: &dyn ocop_sync_server::Store,
-    info: &DemoInfo,
+    users: &[demo::DemoUser],
 ) -> Vec<ocop_sync_server::Principal> {
-    info.users
+    users
         .iter()
         .map(|u| {
             let t = store
                 .enrol(&EnrolRequest {
                     code: u.enrolment_code.clone(),
-                    device_name: "d".into(),
+                    device_name: "điện thoại".into(),
                 })
                 .unwrap();
             store.authenticate(&t.token).unwrap().unwrap()
