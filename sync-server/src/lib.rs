@@ -27,6 +27,7 @@
 pub mod demo;
 pub mod error;
 pub mod http;
+mod prepare;
 mod sheet_cache;
 pub mod sqlite;
 pub mod store;

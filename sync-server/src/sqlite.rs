@@ -36,6 +36,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::prepare::{NewSheet, PrepareCtx, Prepared, first_answers, fresh_sheet, prepare_all};
 use crate::sheet_cache::SheetCache;
 use crate::store::{
     AuditEntry, DeviceInfo, PageJson, Principal, QuarantineEntry, RubricSummary, Store,
@@ -277,13 +278,9 @@ struct PushJob {
 /// takes at least one push, whatever its size.
 const GROUP_MUTATIONS: usize = 2_000;
 
-/// A queued push: who, what, and the hash of each mutation (idempotency).
-type PushWork = (Principal, PushRequest, Vec<String>);
-
-/// The SHA-256 of each mutation's JSON, compared on a resend.
-fn mutation_hashes(req: &PushRequest) -> Result<Vec<String>> {
-    req.mutations.iter().map(json_sha256_hex).collect()
-}
+/// A queued push: who, what, and what was prepared of each mutation (see
+/// `prepare.rs`).
+type PushWork = (Principal, PushRequest, Vec<Prepared>);
 
 /// What is checked before a push touches the database.
 fn check_push(req: &PushRequest) -> Result<()> {
@@ -893,6 +890,8 @@ struct PushCtx<'a> {
     mutation_id: u64,
     store: &'a SqliteStore,
     cache: &'a mut BatchCache,
+    /// The snapshot prepared for this mutation if its sheet is new.
+    prepared: Option<&'a NewSheet>,
 }
 
 /// Reference data read once per push batch. Rounds and the roster are admin
@@ -1097,6 +1096,40 @@ impl SqliteStore {
         })
     }
 
+    /// What a push's mutations need of no database write (see `prepare.rs`):
+    /// their hashes and the snapshots of the sheets they may create.
+    fn prepare(&self, actor: &Principal, req: &PushRequest) -> Result<Vec<Prepared>> {
+        let mut rubrics = HashMap::new();
+        for m in &req.mutations {
+            if let Op::SetAnswers { sheet, .. } = &m.op
+                && !rubrics.contains_key(&sheet.rubric)
+            {
+                let kept = lock(&self.rubrics).get(&sheet.rubric).cloned();
+                let r = match kept {
+                    Some(r) => Some(r),
+                    None => self.published_rubric(&self.read(), &sheet.rubric)?,
+                };
+                if let Some(r) = r {
+                    rubrics.insert(sheet.rubric.clone(), r);
+                }
+            }
+        }
+        // A push gets the seq after the last committed one unless another
+        // write commits first (then the writer packs the snapshot itself).
+        let expected_seq = current_seq(&self.read())? + 1;
+        prepare_all(
+            &req.mutations,
+            &PrepareCtx {
+                owner: actor.user.id,
+                device: actor.device_id,
+                rubrics: &rubrics,
+                expected_seq,
+                hash: json_sha256_hex,
+                pack: pack_body,
+            },
+        )
+    }
+
     /// One push inside the caller's transaction: per-mutation savepoints,
     /// idempotency rows, outcomes, the seq counter, missing attachments.
     fn push_in(
@@ -1104,7 +1137,7 @@ impl SqliteStore {
         tx: &Connection,
         actor: &Principal,
         req: &PushRequest,
-        hashes: &[String],
+        prepared: &[Prepared],
     ) -> Result<PushResponse> {
         let mut seq = SeqAlloc {
             next: current_seq(tx)? + 1,
@@ -1114,8 +1147,8 @@ impl SqliteStore {
         let at = now();
         let mut cache = BatchCache::default();
         let mut results = Vec::with_capacity(req.mutations.len());
-        for (m, hash) in req.mutations.iter().zip(hashes) {
-            let hash = hash.as_str();
+        for (m, prep) in req.mutations.iter().zip(prepared) {
+            let hash = prep.hash.as_str();
             // The mutation's text is only kept when it is quarantined.
             let body = || serde_json::to_string(m);
             // Seen before (a resend, or the same id twice in this batch)? The
@@ -1163,6 +1196,7 @@ impl SqliteStore {
                 seq: &mut seq,
                 mutation_id: m.id,
                 store: self,
+                prepared: prep.sheet.as_ref(),
             };
             let applied = self.apply_mutation(&mut ctx, m);
             if savepoint {
@@ -1265,8 +1299,8 @@ impl SqliteStore {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let mut out = Vec::with_capacity(left.len());
                 for (k, &i) in left.iter().enumerate() {
-                    let (_, (actor, req, hashes)) = &work[i];
-                    match self.push_in(&tx, actor, req, hashes) {
+                    let (_, (actor, req, prepared)) = &work[i];
+                    match self.push_in(&tx, actor, req, prepared) {
                         Ok(r) => out.push(r),
                         Err(e) => {
                             failed_at = Some(k);
@@ -1729,21 +1763,7 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(SheetStat
                     ),
                 ));
             }
-            let s = SheetState {
-                id: key.sheet_id,
-                round_id: round.id,
-                product_id: product.id,
-                owner_id: me,
-                rubric: key.rubric.clone(),
-                status: SheetStatus::Draft,
-                answers: BTreeMap::new(),
-                note: String::new(),
-                note_rev: 0,
-                reopen_reason: None,
-                revision: 0,
-                conflicts: Vec::new(),
-            };
-            (s, SlotWrite::New)
+            (fresh_sheet(key, me), SlotWrite::New)
         }
     };
     // A submitted sheet is returned as is: its writers record every edit as a
@@ -1786,11 +1806,55 @@ fn save_sheet(
     seq: u64,
     edited: bool,
 ) -> Result<Uuid> {
-    let conn = ctx.conn;
     sheet.revision = seq;
     // One encoding serves the pull snapshot and, for a write that set every
     // answer, the revision row (the same compressed bytes).
     let packed = store_body(serde_json::to_string(&sheet)?)?;
+    // The revision keeps what this write changed: every answer it set carries
+    // `rev == seq` (answers are never removed), the other fields are whole.
+    // An edit of one criterion stores a few hundred bytes, not the sheet again.
+    // A write that set every answer (a new sheet, usually) changed the whole
+    // sheet: its delta is the snapshot, already encoded.
+    let delta = if sheet.answers.values().all(|a| a.rev == seq) {
+        None
+    } else {
+        Some(store_body(serde_json::to_string(&SheetState {
+            answers: sheet
+                .answers
+                .iter()
+                .filter(|(_, a)| a.rev == seq)
+                .map(|(k, a)| (k.clone(), a.clone()))
+                .collect(),
+            ..sheet.clone_without_answers()
+        })?)?)
+    };
+    let hashes: BTreeSet<&String> = sheet
+        .answers
+        .values()
+        .flat_map(|a| a.answer.attachments.iter())
+        .collect();
+    write_sheet_rows(ctx, &sheet, seq, &packed, delta.as_ref(), hashes, !edited)?;
+    let id = sheet.id;
+    if edited {
+        lock(&ctx.store.sheets).stage(seq, sheet);
+    }
+    Ok(id)
+}
+
+/// The rows of a sheet write: its snapshot (what pull serves), its revision
+/// (`delta`; `None`: the snapshot is the delta) and the photos it names.
+/// `new`: the sheet did not exist, so it has no photo rows to replace.
+fn write_sheet_rows<'h>(
+    ctx: &PushCtx<'_>,
+    sheet: &SheetState,
+    seq: u64,
+    body: &rusqlite::types::Value,
+    delta: Option<&rusqlite::types::Value>,
+    attachments: impl IntoIterator<Item = &'h String>,
+    new: bool,
+) -> Result<()> {
+    let conn = ctx.conn;
+    let id = sheet.id.to_string();
     conn.prepare_cached(
         // A sheet's round, product and owner never change: setting them again
         // on an edit would rewrite their index entries for nothing.
@@ -1799,59 +1863,34 @@ fn save_sheet(
          ON CONFLICT (kind, id) DO UPDATE SET seq = excluded.seq, body = excluded.body",
     )?
     .execute(params![
-        sheet.id.to_string(),
+        id,
         seq as i64,
         sheet.round_id.to_string(),
         sheet.product_id.to_string(),
         sheet.owner_id.to_string(),
-        &packed
+        body
     ])?;
-    // The revision keeps what this write changed: every answer it set carries
-    // `rev == seq` (answers are never removed), the other fields are whole.
-    // An edit of one criterion stores a few hundred bytes, not the sheet again.
-    // A write that set every answer (a new sheet, usually) changed the whole
-    // sheet: its delta is the snapshot, already encoded.
-    let delta = if sheet.answers.values().all(|a| a.rev == seq) {
-        packed
-    } else {
-        store_body(serde_json::to_string(&SheetState {
-            answers: sheet
-                .answers
-                .iter()
-                .filter(|(_, a)| a.rev == seq)
-                .map(|(k, a)| (k.clone(), a.clone()))
-                .collect(),
-            ..sheet.clone_without_answers()
-        })?)?
-    };
     conn.prepare_cached(
         "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
     )?
     .execute(params![
-        sheet.id.to_string(),
+        id,
         seq as i64,
         ctx.actor.device_id.to_string(),
         ctx.mutation_id as i64,
-        delta
+        delta.unwrap_or(body)
     ])?;
-    let hashes: BTreeSet<&String> = sheet
-        .answers
-        .values()
-        .flat_map(|a| a.answer.attachments.iter())
-        .collect();
-    conn.prepare_cached("DELETE FROM sheet_attachments WHERE sheet_id = ?1")?
-        .execute(params![sheet.id.to_string()])?;
-    for h in hashes {
+    if !new {
+        conn.prepare_cached("DELETE FROM sheet_attachments WHERE sheet_id = ?1")?
+            .execute(params![id])?;
+    }
+    for h in attachments {
         conn.prepare_cached(
             "INSERT OR IGNORE INTO sheet_attachments (sheet_id, sha256) VALUES (?1, ?2)",
         )?
-        .execute(params![sheet.id.to_string(), h])?;
+        .execute(params![id, h])?;
     }
-    let id = sheet.id;
-    if edited {
-        lock(&ctx.store.sheets).stage(seq, sheet);
-    }
-    Ok(id)
+    Ok(())
 }
 
 fn is_fresh(current: Option<(u64, Uuid)>, base_rev: u64, device: Uuid) -> bool {
@@ -1863,6 +1902,28 @@ fn is_fresh(current: Option<(u64, Uuid)>, base_rev: u64, device: Uuid) -> bool {
 
 fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> OpResult<Outcome> {
     let (mut sheet, slot) = sheet_for_write(ctx, key)?;
+    if matches!(slot, SlotWrite::New)
+        && let Some(prepared) = ctx.prepared
+    {
+        // A new sheet whose answers were checked and whose snapshot was
+        // encoded before the writer lock (see `prepare.rs`): its first write
+        // applies every edit, as below. Stored as TEXT: compressing here
+        // would put back on the writer what preparing took off it.
+        slot.write(ctx.conn, &sheet)?;
+        let seq = ctx.seq.take();
+        sheet.revision = seq;
+        let body = match &prepared.packed {
+            Some((expected, packed)) if *expected == seq => {
+                rusqlite::types::Value::Blob(packed.clone())
+            }
+            _ => store_body(prepared.body(seq))?,
+        };
+        write_sheet_rows(ctx, &sheet, seq, &body, None, &prepared.attachments, true)?;
+        return Ok(Outcome::Applied {
+            seq,
+            sheet_id: Some(sheet.id),
+        });
+    }
     let rubric = ctx
         .store
         .published_rubric(ctx.conn, &sheet.rubric)?
@@ -1888,17 +1949,7 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
     let first_write =
         sheet.answers.is_empty() && !submitted && edits.iter().all(|e| e.base_rev == 0);
     if first_write {
-        sheet.answers = edits
-            .iter()
-            .map(|e| {
-                let state = AnswerState {
-                    answer: e.answer.clone(),
-                    rev: seq,
-                    device_id: device,
-                };
-                (e.criterion.clone(), state)
-            })
-            .collect();
+        sheet.answers = first_answers(edits, seq, device);
     }
     for (i, e) in edits.iter().enumerate().filter(|_| !first_write) {
         let current = sheet
@@ -3359,12 +3410,12 @@ impl Store for SqliteStore {
 
     fn push(&self, actor: &Principal, req: &PushRequest) -> Result<PushResponse> {
         check_push(req)?;
-        let hashes = mutation_hashes(req)?;
+        let prepared = self.prepare(actor, req)?;
         let mut conn = lock(&self.writer);
         lock(&self.sheets).discard();
         let done = (|| -> Result<PushResponse> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let resp = self.push_in(&tx, actor, req, &hashes)?;
+            let resp = self.push_in(&tx, actor, req, &prepared)?;
             tx.commit()?;
             Ok(resp)
         })();
@@ -3376,10 +3427,10 @@ impl Store for SqliteStore {
 
     fn push_owned(&self, actor: Principal, req: PushRequest) -> Result<PushResponse> {
         check_push(&req)?;
-        // Hashed before queueing: on this thread, while the writer works.
-        let hashes = mutation_hashes(&req)?;
+        // Prepared before queueing: on this thread, while the writer works.
+        let prepared = self.prepare(&actor, &req)?;
         let job = Arc::new(PushJob {
-            work: Mutex::new(Some((actor, req, hashes))),
+            work: Mutex::new(Some((actor, req, prepared))),
             done: Mutex::new(None),
         });
         lock(&self.push_queue).push_back(job.clone());

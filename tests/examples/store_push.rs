@@ -17,12 +17,22 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(3);
-    let (members, products) = (100, 100);
+    // STORE_PUSH_MEMBERS: fewer members (each pushes 100 sheets), to profile
+    // under valgrind in minutes.
+    let members = std::env::var("STORE_PUSH_MEMBERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let products = 100;
     let n = members * products;
     let (mut decode, mut push, mut changed) = (Vec::new(), Vec::new(), Vec::new());
     // On-CPU time of this (the writing) thread: steadier than wall time on a
     // VM whose speed drifts, and without the checkpointer's thread.
     let mut cpu = Vec::new();
+    // On-CPU time of every thread of the process (the checkpointer's and
+    // the push's second preparing thread included): what the machine's two
+    // cores pay.
+    let mut proc_cpu = Vec::new();
     for r in 0..repeats {
         let tmp = tempfile::tempdir().expect("tempdir");
         let s = setup(tmp.path(), members, products);
@@ -68,6 +78,7 @@ fn main() {
             .collect();
         let t = Instant::now();
         let cpu0 = thread_cpu_ns();
+        let proc0 = process_cpu_ms();
         for (req, who) in reqs.iter().zip(&who) {
             let resp = store.push(who, req).expect("push");
             assert!(
@@ -80,6 +91,7 @@ fn main() {
         }
         push.push(t.elapsed());
         cpu.push(thread_cpu_ns() - cpu0);
+        proc_cpu.push(process_cpu_ms() - proc0);
         // 100 changed sheets: member 0 edits one criterion on each of its
         // sheets (fresh base), one push, 11 times; the median.
         let page = store.pull(&who[0], 0, 10_000).expect("pull");
@@ -197,14 +209,16 @@ fn main() {
     decode.sort();
     push.sort();
     cpu.sort();
+    proc_cpu.sort();
     changed.sort();
     let (d, p, c) = (decode[repeats / 2], push[repeats / 2], changed[repeats / 2]);
     println!(
-        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet; writer on CPU {:.1} µs per sheet), 100 changed sheets {:.2} ms",
+        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet; writer on CPU {:.1} µs per sheet, process on CPU {:.1} µs per sheet), 100 changed sheets {:.2} ms",
         rate(n, d),
         rate(n, p),
         p.as_secs_f64() * 1e6 / n as f64,
         cpu[repeats / 2] as f64 / 1e3 / n as f64,
+        proc_cpu[repeats / 2] as f64 * 1e3 / n as f64,
         ms(c)
     );
 }
@@ -215,6 +229,21 @@ fn ms(d: Duration) -> f64 {
 
 fn rate(n: usize, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64()
+}
+
+/// Milliseconds every thread of this process has run on a CPU, user and
+/// system (`/proc/self/stat`, clock ticks of 10 ms), 0 where unavailable.
+fn process_cpu_ms() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces).
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks * 10)
+        })
+        .unwrap_or(0)
 }
 
 /// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`,

@@ -1,0 +1,314 @@
+//! The part of a push that needs no database, done before the writer lock.
+//!
+//! The writer is one thread; everything it does is paid once per sheet by
+//! every device waiting behind it. What can be worked out from the request
+//! alone is worked out here instead, on the pushing thread (and, for a large
+//! push, on a second thread as well): each mutation's hash (idempotency), and
+//! for a write that would create a sheet, the checks of its answers against
+//! the rubric and the sheet's JSON snapshot.
+//!
+//! A sheet's snapshot carries the push's `seq` (every answer's `rev` and the
+//! sheet's `revision`), which only the writer knows for sure. So the snapshot
+//! is encoded with a placeholder number and the places it occupies are noted
+//! (the writer can fill in any seq by copying, never encoding), and it is
+//! also compressed as stored for the seq the push is expected to get (the
+//! database's seq plus one: true for a push that finds the writer free).
+//! What is prepared is a guess: the writer uses it only when the sheet turns
+//! out to be new (see `set_answers` in `sqlite.rs`), and the compressed form
+//! only when the seq matches; otherwise it takes the ordinary path, which
+//! makes every check again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use ocop_shared::rubric::{Rubric, RubricRef};
+use ocop_shared::score::check_answer;
+use ocop_shared::wire::{AnswerEdit, AnswerState, Mutation, Op, SheetKey, SheetState, SheetStatus};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// What is known of one mutation before the writer takes it.
+pub(crate) struct Prepared {
+    /// SHA-256 of the mutation's canonical JSON (compared on a resend).
+    pub hash: String,
+    /// The snapshot it makes if its sheet is new (`None`: not a candidate,
+    /// or an answer the rubric refuses, left for the writer to refuse).
+    pub sheet: Option<NewSheet>,
+}
+
+/// A new sheet's snapshot, encoded except for its seq.
+pub(crate) struct NewSheet {
+    json: String,
+    /// Byte offsets in `json` where [`PLACEHOLDER`] stands for the seq.
+    holes: Vec<usize>,
+    /// The evidence photos its answers name.
+    pub attachments: BTreeSet<String>,
+    /// The snapshot as stored (compressed) if the push gets the seq it was
+    /// expected to get: the seq the database was at, plus one.
+    pub packed: Option<(u64, Vec<u8>)>,
+}
+
+/// Stands for the seq while encoding: no write ever gets this seq (the
+/// counter would have to count to 2^64 - 1).
+const PLACEHOLDER: u64 = u64::MAX;
+const PLACEHOLDER_TEXT: &str = "18446744073709551615";
+
+impl NewSheet {
+    /// Encodes the sheet `key` that `owner` writing from `device` creates
+    /// with `edits`, if every edit carries no base and the rubric accepts
+    /// every answer.
+    pub fn build(
+        key: &SheetKey,
+        edits: &[AnswerEdit],
+        owner: Uuid,
+        device: Uuid,
+        rubric: &Rubric,
+    ) -> Result<Option<NewSheet>> {
+        if edits.iter().any(|e| e.base_rev != 0)
+            || edits
+                .iter()
+                .any(|e| check_answer(rubric, &e.criterion, &e.answer).is_err())
+        {
+            return Ok(None);
+        }
+        let mut sheet = fresh_sheet(key, owner);
+        sheet.answers = first_answers(edits, PLACEHOLDER, device);
+        sheet.revision = PLACEHOLDER;
+        let attachments = sheet
+            .answers
+            .values()
+            .flat_map(|a| a.answer.attachments.iter().cloned())
+            .collect();
+        let json = serde_json::to_string(&sheet)?;
+        // Numbers never stand inside a JSON string, and a quote inside a
+        // string is always escaped: `"rev":` followed by the placeholder is
+        // the field itself. Anything else (more or fewer than expected) and
+        // the writer encodes the sheet itself.
+        let mut holes = Vec::with_capacity(sheet.answers.len() + 1);
+        for key in ["\"rev\":", "\"revision\":"] {
+            let mut from = 0;
+            while let Some(at) = json[from..].find(key) {
+                let start = from + at + key.len();
+                if json[start..].starts_with(PLACEHOLDER_TEXT) {
+                    holes.push(start);
+                }
+                from = start;
+            }
+        }
+        if holes.len() != sheet.answers.len() + 1 {
+            return Ok(None);
+        }
+        holes.sort_unstable();
+        Ok(Some(NewSheet {
+            json,
+            holes,
+            attachments,
+            packed: None,
+        }))
+    }
+
+    /// The snapshot JSON with `seq` in place: the same text as encoding
+    /// the sheet with `seq` (a property test holds it to that).
+    pub fn body(&self, seq: u64) -> String {
+        let digits = seq.to_string();
+        let mut out = String::with_capacity(self.json.len());
+        let mut from = 0;
+        for &h in &self.holes {
+            out.push_str(&self.json[from..h]);
+            out.push_str(&digits);
+            from = h + PLACEHOLDER_TEXT.len();
+        }
+        out.push_str(&self.json[from..]);
+        out
+    }
+}
+
+/// A sheet as its first write finds it: the slot's ids, the pinned rubric,
+/// nothing answered.
+pub(crate) fn fresh_sheet(key: &SheetKey, owner: Uuid) -> SheetState {
+    SheetState {
+        id: key.sheet_id,
+        round_id: key.round_id,
+        product_id: key.product_id,
+        owner_id: owner,
+        rubric: key.rubric.clone(),
+        status: SheetStatus::Draft,
+        answers: BTreeMap::new(),
+        note: String::new(),
+        note_rev: 0,
+        reopen_reason: None,
+        revision: 0,
+        conflicts: Vec::new(),
+    }
+}
+
+/// The answers of a sheet's first write, which applies every edit (the last
+/// of a criterion named twice winning) at `seq`.
+pub(crate) fn first_answers(
+    edits: &[AnswerEdit],
+    seq: u64,
+    device: Uuid,
+) -> BTreeMap<String, AnswerState> {
+    edits
+        .iter()
+        .map(|e| {
+            let state = AnswerState {
+                answer: e.answer.clone(),
+                rev: seq,
+                device_id: device,
+            };
+            (e.criterion.clone(), state)
+        })
+        .collect()
+}
+
+/// A push this large is prepared on two threads (the machine's second core
+/// would otherwise wait for the writer); a small one is not worth a thread.
+const SPLIT_AT: usize = 32;
+
+/// What [`prepare_all`] needs besides the mutations.
+pub(crate) struct PrepareCtx<'a, H, P> {
+    pub owner: Uuid,
+    pub device: Uuid,
+    /// The published rubrics the push's sheets may pin (a rubric missing
+    /// here only means no snapshot is prepared).
+    pub rubrics: &'a HashMap<RubricRef, Arc<Rubric>>,
+    /// The seq the push is expected to get (see [`NewSheet::packed`]).
+    pub expected_seq: u64,
+    /// A mutation's hash.
+    pub hash: H,
+    /// A snapshot as stored.
+    pub pack: P,
+}
+
+/// Prepares every mutation of a push.
+pub(crate) fn prepare_all<H, P>(
+    mutations: &[Mutation],
+    cx: &PrepareCtx<'_, H, P>,
+) -> Result<Vec<Prepared>>
+where
+    H: Fn(&Mutation) -> Result<String> + Sync,
+    P: Fn(&str) -> Result<Vec<u8>> + Sync,
+{
+    let one = |m: &Mutation| -> Result<Prepared> {
+        let sheet = match &m.op {
+            Op::SetAnswers { sheet, answers } => match cx.rubrics.get(&sheet.rubric) {
+                Some(r) => match NewSheet::build(sheet, answers, cx.owner, cx.device, r)? {
+                    Some(mut s) => {
+                        let body = s.body(cx.expected_seq);
+                        s.packed = Some((cx.expected_seq, (cx.pack)(&body)?));
+                        Some(s)
+                    }
+                    None => None,
+                },
+                None => None,
+            },
+            _ => None,
+        };
+        Ok(Prepared {
+            hash: (cx.hash)(m)?,
+            sheet,
+        })
+    };
+    let run = |ms: &[Mutation]| ms.iter().map(one).collect::<Result<Vec<_>>>();
+    if mutations.len() < SPLIT_AT {
+        return run(mutations);
+    }
+    let (a, b) = mutations.split_at(mutations.len() / 2);
+    let (a, b) = std::thread::scope(|s| {
+        let other = s.spawn(|| run(b));
+        let mine = run(a);
+        (mine, other.join())
+    });
+    let mut out = a?;
+    out.extend(b.map_err(|_| {
+        crate::error::Error::Internal("preparing a push failed on its second thread".into())
+    })??);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocop_shared::wire::Answer;
+    use proptest::prelude::*;
+
+    fn rubric() -> Rubric {
+        ocop_shared::validate::load_rubric(ocop_shared::bundled::FOOD_PROCESSED_CEREAL_1048)
+            .expect("the bundled sheet loads")
+            .rubric
+    }
+
+    fn key(r: &Rubric) -> SheetKey {
+        SheetKey {
+            sheet_id: Uuid::now_v7(),
+            round_id: Uuid::now_v7(),
+            product_id: Uuid::now_v7(),
+            rubric: RubricRef {
+                id: r.id.clone(),
+                version: r.version,
+            },
+        }
+    }
+
+    /// Edits answering the first `n` criteria with their first option and
+    /// the given note (any text, quotes and placeholder digits included).
+    fn edits(r: &Rubric, n: usize, note: &str) -> Vec<AnswerEdit> {
+        r.criteria()
+            .map(|(_, _, c)| c)
+            .take(n)
+            .map(|c| AnswerEdit {
+                criterion: c.code.clone(),
+                answer: Answer {
+                    option: c.options().next().map(|o| o.id.clone()),
+                    knockout: false,
+                    note: note.to_string(),
+                    attachments: Vec::new(),
+                },
+                base_rev: 0,
+            })
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn a_filled_snapshot_is_the_sheet_encoded_with_its_seq(
+            seq in 1u64..u64::MAX,
+            n in 0usize..40,
+            note in "(\\PC|\"rev\":18446744073709551615|\\\\){0,40}",
+        ) {
+            let r = rubric();
+            let key = key(&r);
+            let (owner, device) = (Uuid::now_v7(), Uuid::now_v7());
+            let e = edits(&r, n, &note);
+            let prepared = NewSheet::build(&key, &e, owner, device, &r)
+                .expect("encodes")
+                .expect("a candidate");
+            let mut expected = fresh_sheet(&key, owner);
+            expected.answers = first_answers(&e, seq, device);
+            expected.revision = seq;
+            prop_assert_eq!(prepared.body(seq), serde_json::to_string(&expected).unwrap());
+        }
+    }
+
+    #[test]
+    fn an_edit_with_a_base_or_an_answer_the_rubric_refuses_is_not_prepared() {
+        let r = rubric();
+        let key = key(&r);
+        let mut based = edits(&r, 3, "");
+        based[1].base_rev = 7;
+        assert!(
+            NewSheet::build(&key, &based, Uuid::now_v7(), Uuid::now_v7(), &r)
+                .unwrap()
+                .is_none()
+        );
+        let mut wrong = edits(&r, 3, "");
+        wrong[2].answer.option = Some("no such option".into());
+        assert!(
+            NewSheet::build(&key, &wrong, Uuid::now_v7(), Uuid::now_v7(), &r)
+                .unwrap()
+                .is_none()
+        );
+    }
+}
