@@ -163,9 +163,11 @@ pub(crate) fn first_answers(
         .collect()
 }
 
-/// A push this large is prepared on two threads (the machine's second core
-/// would otherwise wait for the writer); a small one is not worth a thread.
-const SPLIT_AT: usize = 32;
+/// A push carrying this many answers is prepared on two threads (the
+/// machine's second core would otherwise wait for the writer); a smaller one
+/// is not worth a thread (100 one-answer edits were slower split: store_push
+/// example, two of three interleaved pairs).
+const SPLIT_AT_ANSWERS: usize = 1_000;
 
 /// What [`prepare_all`] needs besides the mutations.
 pub(crate) struct PrepareCtx<'a, H, P> {
@@ -212,7 +214,14 @@ where
         })
     };
     let run = |ms: &[Mutation]| ms.iter().map(one).collect::<Result<Vec<_>>>();
-    if mutations.len() < SPLIT_AT {
+    let answers: usize = mutations
+        .iter()
+        .map(|m| match &m.op {
+            Op::SetAnswers { answers, .. } => answers.len(),
+            _ => 1,
+        })
+        .sum();
+    if answers < SPLIT_AT_ANSWERS || mutations.len() < 2 {
         return run(mutations);
     }
     let (a, b) = mutations.split_at(mutations.len() / 2);

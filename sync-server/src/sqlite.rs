@@ -1144,6 +1144,7 @@ impl SqliteStore {
             used: false,
         };
         let device = actor.device_id.to_string();
+        let user = actor.user.id.to_string();
         let at = now();
         let mut cache = BatchCache::default();
         let mut results = Vec::with_capacity(req.mutations.len());
@@ -1213,17 +1214,13 @@ impl SqliteStore {
                 }
                 Err(OpError::Store(e)) => return Err(e),
             };
+            // The outcome is encoded once, for the idempotency row and the audit row.
+            let outcome_json = serde_json::to_string(&outcome)?;
             tx.prepare_cached(
                 "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute(params![
-                device,
-                m.id as i64,
-                hash,
-                serde_json::to_string(&outcome)?,
-                at
-            ])?;
+            .execute(params![device, m.id as i64, hash, outcome_json, at])?;
             let (status, oseq) = match &outcome {
                 Outcome::Applied { seq, .. } | Outcome::Conflict { seq, .. } => {
                     ("applied", Some(*seq))
@@ -1231,13 +1228,23 @@ impl SqliteStore {
                 Outcome::Rejected { .. } => ("rejected", None),
                 Outcome::Duplicate { .. } => ("duplicate", None),
             };
-            audit(
-                tx,
-                actor,
-                &format!("push:{}", op_name(&m.op)),
-                serde_json::json!({"mutation_id": m.id, "status": status, "outcome": outcome}),
-                oseq,
-            )?;
+            // What `audit` writes, without building a JSON value per
+            // mutation (the keys in the order `serde_json::json!` gives them).
+            let detail = format!(
+                r#"{{"mutation_id":{},"outcome":{outcome_json},"status":"{status}"}}"#,
+                m.id
+            );
+            tx.prepare_cached(
+                "INSERT INTO audit (at, user_id, device_id, action, detail, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                at,
+                user,
+                device,
+                format!("push:{}", op_name(&m.op)),
+                detail,
+                oseq.map(|s| s as i64)
+            ])?;
             results.push(MutationResult { id: m.id, outcome });
         }
         if seq.used {
