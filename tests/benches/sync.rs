@@ -9,7 +9,8 @@
 //! devices × 100 sheets at once, 500 × 20 at once, and 500 × 20 arriving on a
 //! schedule that offers 6,000 sheets/s.
 //! Reports ms, sheets/s, server peak RSS and bytes on the wire, as JSON lines
-//! and a table. `OCOP_BENCH_N=1000` limits the sizes; each N runs
+//! and a table. `OCOP_BENCH_N=1000` limits the sizes; `OCOP_BENCH_PUSH_ONLY=1`
+//! runs only the first phase (to profile it); each N runs
 //! `OCOP_BENCH_REPEATS` times (default 3) on new servers and the median run of
 //! each phase is reported.
 //!
@@ -349,6 +350,10 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
         server.peak_rss_mb(),
         format!("~{avg} B of JSON per sheet"),
     ));
+    // OCOP_BENCH_PUSH_ONLY=1 stops here: the push phase alone, to profile it.
+    if std::env::var_os("OCOP_BENCH_PUSH_ONLY").is_some() {
+        return;
+    }
 
     // Pull N to a fresh device (the chair sees every sheet).
     let t = Instant::now();
@@ -685,9 +690,11 @@ async fn bench_main() {
             rows.push(median);
         }
     }
-    concurrent(100, 100, None, &mut rows).await;
-    concurrent(500, 20, None, &mut rows).await;
-    concurrent(500, 20, Some(6_000.0), &mut rows).await;
+    if std::env::var_os("OCOP_BENCH_PUSH_ONLY").is_none() {
+        concurrent(100, 100, None, &mut rows).await;
+        concurrent(500, 20, None, &mut rows).await;
+        concurrent(500, 20, Some(6_000.0), &mut rows).await;
+    }
     for r in &rows {
         println!("{}", serde_json::to_string(r).expect("json"));
     }
