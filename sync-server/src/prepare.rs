@@ -23,7 +23,10 @@ use std::sync::Arc;
 
 use ocop_shared::rubric::{Rubric, RubricRef};
 use ocop_shared::score::check_answer;
-use ocop_shared::wire::{AnswerEdit, AnswerState, Mutation, Op, SheetKey, SheetState, SheetStatus};
+use ocop_shared::wire::{
+    Answer, AnswerEdit, AnswerState, Mutation, Op, SheetKey, SheetState, SheetStatus,
+};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -72,34 +75,48 @@ impl NewSheet {
         {
             return Ok(None);
         }
-        let mut sheet = fresh_sheet(key, owner);
-        sheet.answers = first_answers(edits, PLACEHOLDER, device);
-        sheet.revision = PLACEHOLDER;
-        let attachments = sheet
-            .answers
-            .values()
-            .flat_map(|a| a.answer.attachments.iter().cloned())
+        // The answers borrowed from the request, the last of a criterion
+        // named twice winning (as `first_answers` does).
+        let answers: BTreeMap<&str, &Answer> = edits
+            .iter()
+            .map(|e| (e.criterion.as_str(), &e.answer))
             .collect();
-        let json = serde_json::to_string(&sheet)?;
+        let attachments = answers
+            .values()
+            .flat_map(|a| a.attachments.iter().cloned())
+            .collect();
+        let json = serde_json::to_string(&NewSheetJson {
+            id: key.sheet_id,
+            round_id: key.round_id,
+            product_id: key.product_id,
+            owner_id: owner,
+            rubric: &key.rubric,
+            status: SheetStatus::Draft,
+            answers: AnswersJson {
+                devices: if answers.is_empty() {
+                    &[]
+                } else {
+                    std::slice::from_ref(&device)
+                },
+                criteria: &answers,
+            },
+            note: "",
+            note_rev: 0,
+            revision: PLACEHOLDER,
+        })?;
         // Numbers never stand inside a JSON string, and a quote inside a
         // string is always escaped: `"rev":` followed by the placeholder is
         // the field itself. Anything else (more or fewer than expected) and
         // the writer encodes the sheet itself.
-        let mut holes = Vec::with_capacity(sheet.answers.len() + 1);
-        for key in ["\"rev\":", "\"revision\":"] {
-            let mut from = 0;
-            while let Some(at) = json[from..].find(key) {
-                let start = from + at + key.len();
-                if json[start..].starts_with(PLACEHOLDER_TEXT) {
-                    holes.push(start);
-                }
-                from = start;
-            }
-        }
-        if holes.len() != sheet.answers.len() + 1 {
+        let holes: Vec<usize> = memchr::memmem::find_iter(json.as_bytes(), PLACEHOLDER_TEXT)
+            .filter(|&at| {
+                let before = &json.as_bytes()[..at];
+                before.ends_with(b"\"rev\":") || before.ends_with(b"\"revision\":")
+            })
+            .collect();
+        if holes.len() != answers.len() + 1 {
             return Ok(None);
         }
-        holes.sort_unstable();
         Ok(Some(NewSheet {
             json,
             holes,
@@ -122,6 +139,54 @@ impl NewSheet {
         out.push_str(&self.json[from..]);
         out
     }
+}
+
+/// A new sheet as [`SheetState`] encodes it, its answers borrowed from the
+/// request instead of copied into a sheet (a property test holds the two
+/// encodings to the same text).
+#[derive(Serialize)]
+struct NewSheetJson<'a> {
+    id: Uuid,
+    round_id: Uuid,
+    product_id: Uuid,
+    owner_id: Uuid,
+    rubric: &'a RubricRef,
+    status: SheetStatus,
+    answers: AnswersJson<'a>,
+    note: &'a str,
+    note_rev: u64,
+    revision: u64,
+}
+
+/// [`ocop_shared::wire::compact_answers`] of a first write: one device,
+/// every answer at the placeholder.
+#[derive(Serialize)]
+struct AnswersJson<'a> {
+    devices: &'a [Uuid],
+    #[serde(serialize_with = "criteria_json")]
+    criteria: &'a BTreeMap<&'a str, &'a Answer>,
+}
+
+fn criteria_json<S: serde::Serializer>(
+    c: &&BTreeMap<&str, &Answer>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Compact<'a> {
+        answer: &'a Answer,
+        rev: u64,
+        d: usize,
+    }
+    s.collect_map(c.iter().map(|(code, answer)| {
+        (
+            code,
+            Compact {
+                answer,
+                rev: PLACEHOLDER,
+                d: 0,
+            },
+        )
+    }))
 }
 
 /// A sheet as its first write finds it: the slot's ids, the pinned rubric,
@@ -240,7 +305,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ocop_shared::wire::Answer;
     use proptest::prelude::*;
 
     fn rubric() -> Rubric {
@@ -286,11 +350,19 @@ mod tests {
             seq in 1u64..u64::MAX,
             n in 0usize..40,
             note in "(\\PC|\"rev\":18446744073709551615|\\\\){0,40}",
+            again in proptest::option::of("\\PC{0,8}"),
         ) {
             let r = rubric();
             let key = key(&r);
             let (owner, device) = (Uuid::now_v7(), Uuid::now_v7());
-            let e = edits(&r, n, &note);
+            let mut e = edits(&r, n, &note);
+            // A criterion named twice: the last one wins.
+            if let (Some(again), Some(first)) = (again, e.first().cloned()) {
+                e.push(AnswerEdit {
+                    answer: Answer { note: again, ..first.answer },
+                    ..first
+                });
+            }
             let prepared = NewSheet::build(&key, &e, owner, device, &r)
                 .expect("encodes")
                 .expect("a candidate");
