@@ -21,7 +21,7 @@ use ocop_shared::score::is_sha256_hex;
 use ocop_shared::wire::{
     AttachmentMeta, CreateProductRequest, CreateRoundRequest, CreateUserRequest,
     DEFAULT_PULL_LIMIT, EnrolRequest, EnrolmentCodeRequest, LoginRequest, MAX_ATTACHMENT_BYTES,
-    MAX_BODY_BYTES, PROTOCOL_VERSION, PushRequest, SetRosterRequest, paths, pull_headers,
+    MAX_BODY_BYTES, PROTOCOL_VERSION, SetRosterRequest, paths, pull_headers,
 };
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -263,33 +263,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(bytes_rejection)?;
-        // Fast path first; only a failure pays for tracking the path.
-        let first = match serde_json::from_slice::<T>(&bytes) {
-            Ok(v) => return Ok(Json(v)),
-            Err(e) => e,
-        };
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        let parsed: std::result::Result<T, _> = serde_path_to_error::deserialize(de);
-        if parsed.is_ok() {
-            // The value parsed; what failed is the text after it.
-            return Err(Error::BadRequest(format!(
-                "malformed json at (body): {}",
-                first.to_string().to_lowercase()
-            )));
-        }
-        parsed.map(Json).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            Error::BadRequest(format!(
-                "malformed json at {}: {}",
-                if path == "." {
-                    "(body)".to_string()
-                } else {
-                    path
-                },
-                inner.to_string().to_lowercase()
-            ))
-        })
+        crate::body::decode(&bytes)
+            .map(Json)
+            .map_err(ApiError::from)
+    }
+}
+
+/// A request body as it came (the limits of [`Json`] apply): for a handler
+/// that leaves decoding to the store.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|r| bytes_rejection(r).into())
     }
 }
 
@@ -482,9 +473,11 @@ async fn me(Auth(p): Auth) -> impl IntoResponse {
 async fn push(
     State(state): State<AppState>,
     Auth(p): Auth,
-    Json(req): Json<PushRequest>,
+    RawBody(body): RawBody,
 ) -> Result<Response> {
-    let resp = blocking(&state, move |s| s.push_owned(p, req)).await?;
+    // Decoded by the store, off this runtime thread (a push of 100 sheets is
+    // ~340 KB of JSON; see `Store::push_body`).
+    let resp = blocking(&state, move |s| s.push_body(p, body)).await?;
     if state.fault_exit_after_commit && !resp.results.is_empty() {
         // Die the way a power cut or the OOM killer does: SIGKILL, no unwinding,
         // no flush; exit code 86 only if `kill` itself is unavailable.

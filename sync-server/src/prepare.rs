@@ -18,7 +18,8 @@
 //! only when the seq matches; otherwise it takes the ordinary path, which
 //! makes every check again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ocop_shared::rubric::{Rubric, RubricRef};
@@ -228,40 +229,63 @@ pub(crate) fn first_answers(
         .collect()
 }
 
+/// What [`prepare_all`] needs besides the mutations.
+pub(crate) struct PrepareCtx<R, P> {
+    pub owner: Uuid,
+    pub device: Uuid,
+    /// The expected seq (see [`NewSheet::packed`]).
+    pub expected_seq: u64,
+    /// A published rubric (`None`: unknown, or not published; then no
+    /// snapshot is prepared and the writer says why).
+    pub rubric: R,
+    /// A snapshot as stored.
+    pub pack: P,
+}
+
+/// A push's mutation read from what the request carries, and its hash.
+pub(crate) type Read<'a> = (Cow<'a, Mutation>, String);
+
 /// A push carrying this many answers is prepared on two threads (the
 /// machine's second core would otherwise wait for the writer); a smaller one
 /// is not worth a thread (100 one-answer edits were slower split: store_push
 /// example, two of three interleaved pairs).
 const SPLIT_AT_ANSWERS: usize = 1_000;
 
-/// What [`prepare_all`] needs besides the mutations.
-pub(crate) struct PrepareCtx<'a, H, P> {
-    pub owner: Uuid,
-    pub device: Uuid,
-    /// The published rubrics the push's sheets may pin (a rubric missing
-    /// here only means no snapshot is prepared).
-    pub rubrics: &'a HashMap<RubricRef, Arc<Rubric>>,
-    /// The seq the push is expected to get (see [`NewSheet::packed`]).
-    pub expected_seq: u64,
-    /// A mutation's hash.
-    pub hash: H,
-    /// A snapshot as stored.
-    pub pack: P,
+/// A push body this large (~1,000 answers with notes) is read and prepared
+/// on two threads.
+pub(crate) const SPLIT_AT_BYTES: usize = 64 * 1024;
+
+/// Whether a push of decoded mutations is worth a second thread.
+pub(crate) fn worth_splitting(mutations: &[Mutation]) -> bool {
+    let answers: usize = mutations
+        .iter()
+        .map(|m| match &m.op {
+            Op::SetAnswers { answers, .. } => answers.len(),
+            _ => 1,
+        })
+        .sum();
+    answers >= SPLIT_AT_ANSWERS
 }
 
-/// Prepares every mutation of a push.
-pub(crate) fn prepare_all<H, P>(
-    mutations: &[Mutation],
-    cx: &PrepareCtx<'_, H, P>,
-) -> Result<Vec<Prepared>>
+/// Reads (with `read`) and prepares every item of a push, on two threads if
+/// `split`; gives back the mutations `read` made (not those it borrowed).
+pub(crate) fn prepare_all<T, F, R, P>(
+    items: &[T],
+    split: bool,
+    cx: &PrepareCtx<R, P>,
+    read: F,
+) -> Result<Vec<(Option<Mutation>, Prepared)>>
 where
-    H: Fn(&Mutation) -> Result<String> + Sync,
+    T: Sync,
+    F: for<'x> Fn(&'x T) -> Result<Read<'x>> + Sync,
+    R: Fn(&RubricRef) -> Option<Arc<Rubric>> + Sync,
     P: Fn(&str) -> Result<Vec<u8>> + Sync,
 {
-    let one = |m: &Mutation| -> Result<Prepared> {
+    let one = |item: &T| -> Result<(Option<Mutation>, Prepared)> {
+        let (m, hash) = read(item)?;
         let sheet = match &m.op {
-            Op::SetAnswers { sheet, answers } => match cx.rubrics.get(&sheet.rubric) {
-                Some(r) => match NewSheet::build(sheet, answers, cx.owner, cx.device, r)? {
+            Op::SetAnswers { sheet, answers } => match (cx.rubric)(&sheet.rubric) {
+                Some(r) => match NewSheet::build(sheet, answers, cx.owner, cx.device, &r)? {
                     Some(mut s) => {
                         let body = s.body(cx.expected_seq);
                         s.packed = Some((cx.expected_seq, (cx.pack)(&body)?));
@@ -273,23 +297,17 @@ where
             },
             _ => None,
         };
-        Ok(Prepared {
-            hash: (cx.hash)(m)?,
-            sheet,
-        })
+        let made = match m {
+            Cow::Owned(m) => Some(m),
+            Cow::Borrowed(_) => None,
+        };
+        Ok((made, Prepared { hash, sheet }))
     };
-    let run = |ms: &[Mutation]| ms.iter().map(one).collect::<Result<Vec<_>>>();
-    let answers: usize = mutations
-        .iter()
-        .map(|m| match &m.op {
-            Op::SetAnswers { answers, .. } => answers.len(),
-            _ => 1,
-        })
-        .sum();
-    if answers < SPLIT_AT_ANSWERS || mutations.len() < 2 {
-        return run(mutations);
+    let run = |ms: &[T]| ms.iter().map(one).collect::<Result<Vec<_>>>();
+    if !split || items.len() < 2 {
+        return run(items);
     }
-    let (a, b) = mutations.split_at(mutations.len() / 2);
+    let (a, b) = items.split_at(items.len() / 2);
     let (a, b) = std::thread::scope(|s| {
         let other = s.spawn(|| run(b));
         let mine = run(a);

@@ -1097,37 +1097,76 @@ impl SqliteStore {
     }
 
     /// What a push's mutations need of no database write (see `prepare.rs`):
-    /// their hashes and the snapshots of the sheets they may create.
-    fn prepare(&self, actor: &Principal, req: &PushRequest) -> Result<Vec<Prepared>> {
-        let mut rubrics = HashMap::new();
-        for m in &req.mutations {
-            if let Op::SetAnswers { sheet, .. } = &m.op
-                && !rubrics.contains_key(&sheet.rubric)
-            {
-                let kept = lock(&self.rubrics).get(&sheet.rubric).cloned();
-                let r = match kept {
-                    Some(r) => Some(r),
-                    None => self.published_rubric(&self.read(), &sheet.rubric)?,
-                };
-                if let Some(r) = r {
-                    rubrics.insert(sheet.rubric.clone(), r);
-                }
-            }
-        }
+    /// their hashes and the snapshots of the sheets they may create. `read`
+    /// gives an item's mutation and hash.
+    fn prepare<T: Sync>(
+        &self,
+        actor: &Principal,
+        items: &[T],
+        split: bool,
+        read: impl for<'x> Fn(&'x T) -> Result<crate::prepare::Read<'x>> + Sync,
+    ) -> Result<Vec<(Option<Mutation>, Prepared)>> {
         // A push gets the seq after the last committed one unless another
         // write commits first (then the writer packs the snapshot itself).
         let expected_seq = current_seq(&self.read())? + 1;
+        let rubric = |r: &RubricRef| {
+            let kept = lock(&self.rubrics).get(r).cloned();
+            // An error reading it is the writer's to report.
+            kept.or_else(|| self.published_rubric(&self.read(), r).ok().flatten())
+        };
         prepare_all(
-            &req.mutations,
+            items,
+            split,
             &PrepareCtx {
                 owner: actor.user.id,
                 device: actor.device_id,
-                rubrics: &rubrics,
                 expected_seq,
-                hash: json_sha256_hex,
+                rubric,
                 pack: pack_body,
             },
+            read,
         )
+    }
+
+    /// [`SqliteStore::prepare`] of a decoded request (hashing each mutation's
+    /// canonical JSON).
+    fn prepare_request(&self, actor: &Principal, req: &PushRequest) -> Result<Vec<Prepared>> {
+        let split = crate::prepare::worth_splitting(&req.mutations);
+        let out = self.prepare(actor, &req.mutations, split, |m| {
+            Ok((std::borrow::Cow::Borrowed(m), json_sha256_hex(m)?))
+        })?;
+        Ok(out.into_iter().map(|(_, p)| p).collect())
+    }
+
+    /// Queues a prepared push for the writer and waits for its answer.
+    fn enqueue(
+        &self,
+        actor: Principal,
+        req: PushRequest,
+        prepared: Vec<Prepared>,
+    ) -> Result<PushResponse> {
+        let job = Arc::new(PushJob {
+            work: Mutex::new(Some((actor, req, prepared))),
+            done: Mutex::new(None),
+        });
+        lock(&self.push_queue).push_back(job.clone());
+        // Whoever holds the writer commits everything queued so far; a caller
+        // that gets the writer after its push was done by another only reads
+        // its answer. Holding the writer, a push not answered yet is still
+        // queued (a group runs and answers entirely under the writer lock,
+        // panics included); each group takes at least the oldest push.
+        let mut conn = lock(&self.writer);
+        loop {
+            if let Some(r) = lock(&job.done).take() {
+                return r;
+            }
+            if !lock(&self.push_queue).iter().any(|q| Arc::ptr_eq(q, &job)) {
+                return Err(Error::Internal(
+                    "this push was lost by the server before it was saved; send it again".into(),
+                ));
+            }
+            self.commit_group(&mut conn);
+        }
     }
 
     /// One push inside the caller's transaction: per-mutation savepoints,
@@ -3417,7 +3456,7 @@ impl Store for SqliteStore {
 
     fn push(&self, actor: &Principal, req: &PushRequest) -> Result<PushResponse> {
         check_push(req)?;
-        let prepared = self.prepare(actor, req)?;
+        let prepared = self.prepare_request(actor, req)?;
         let mut conn = lock(&self.writer);
         lock(&self.sheets).discard();
         let done = (|| -> Result<PushResponse> {
@@ -3435,29 +3474,59 @@ impl Store for SqliteStore {
     fn push_owned(&self, actor: Principal, req: PushRequest) -> Result<PushResponse> {
         check_push(&req)?;
         // Prepared before queueing: on this thread, while the writer works.
-        let prepared = self.prepare(&actor, &req)?;
-        let job = Arc::new(PushJob {
-            work: Mutex::new(Some((actor, req, prepared))),
-            done: Mutex::new(None),
-        });
-        lock(&self.push_queue).push_back(job.clone());
-        // Whoever holds the writer commits everything queued so far; a caller
-        // that gets the writer after its push was done by another only reads
-        // its answer. Holding the writer, a push not answered yet is still
-        // queued (a group runs and answers entirely under the writer lock,
-        // panics included); each group takes at least the oldest push.
-        let mut conn = lock(&self.writer);
-        loop {
-            if let Some(r) = lock(&job.done).take() {
-                return r;
-            }
-            if !lock(&self.push_queue).iter().any(|q| Arc::ptr_eq(q, &job)) {
-                return Err(Error::Internal(
-                    "this push was lost by the server before it was saved; send it again".into(),
-                ));
-            }
-            self.commit_group(&mut conn);
+        let prepared = self.prepare_request(&actor, &req)?;
+        self.enqueue(actor, req, prepared)
+    }
+
+    /// Decodes the push on two threads when it is large (each mutation apart:
+    /// the body is first split into its mutations' texts), with the rest of
+    /// what is prepared before the writer lock.
+    fn push_body(&self, actor: Principal, body: axum::body::Bytes) -> Result<PushResponse> {
+        #[derive(serde::Deserialize)]
+        struct RawPush<'a> {
+            protocol: u32,
+            #[serde(borrow)]
+            mutations: Vec<&'a serde_json::value::RawValue>,
         }
+        // Anything this does not read is refused by the full decoder, with
+        // the path of what is wrong (or, should it read, pushed as decoded).
+        let Ok(raw) = serde_json::from_slice::<RawPush<'_>>(&body) else {
+            let req: PushRequest = crate::body::decode(&body)?;
+            return self.push_owned(actor, req);
+        };
+        let split = body.len() >= crate::prepare::SPLIT_AT_BYTES;
+        fn read<'x>(m: &'x &serde_json::value::RawValue) -> Result<crate::prepare::Read<'x>> {
+            let text = m.get();
+            let decoded: Mutation =
+                serde_json::from_str(text).map_err(|e| Error::BadRequest(e.to_string()))?;
+            // Hashed on its canonical JSON, not on the bytes that came: a
+            // resend of the same change encoded otherwise (keys in another
+            // order) is still the same mutation (tests/crash_recovery.rs).
+            let hash = json_sha256_hex(&decoded)?;
+            Ok((std::borrow::Cow::Owned(decoded), hash))
+        }
+        let prepared = match self.prepare(&actor, &raw.mutations, split, read) {
+            Ok(p) => p,
+            Err(Error::BadRequest(_)) => {
+                // A mutation that does not decode: the full decoder's error.
+                let req: PushRequest = crate::body::decode(&body)?;
+                return self.push_owned(actor, req);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut mutations = Vec::with_capacity(prepared.len());
+        let mut preps = Vec::with_capacity(prepared.len());
+        for (m, p) in prepared {
+            mutations
+                .push(m.ok_or_else(|| Error::Internal("a decoded mutation went missing".into()))?);
+            preps.push(p);
+        }
+        let req = PushRequest {
+            protocol: raw.protocol,
+            mutations,
+        };
+        check_push(&req)?;
+        self.enqueue(actor, req, preps)
     }
 
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse> {

@@ -163,6 +163,13 @@ pub trait Store: Send + Sync + 'static {
     fn push_owned(&self, actor: Principal, req: PushRequest) -> Result<PushResponse> {
         self.push(&actor, &req)
     }
+    /// [`Store::push_owned`] of a request body as it came: a backend may
+    /// decode it on several threads. A body that does not decode is refused
+    /// as [`crate::body::decode`] refuses it.
+    fn push_body(&self, actor: Principal, body: axum::body::Bytes) -> Result<PushResponse> {
+        let req: PushRequest = crate::body::decode(&body)?;
+        self.push_owned(actor, req)
+    }
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse>;
     /// [`Store::pull`] encoded as JSON (what the HTTP layer sends), with the
     /// page's cursor outside the JSON too (the HTTP layer sends it as headers

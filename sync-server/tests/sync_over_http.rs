@@ -1483,3 +1483,60 @@ async fn pull_headers_repeat_the_body_cursor_on_every_page() {
         "the demo round spans several pages of 3 ({pages})"
     );
 }
+
+/// A push large enough to be read on two threads (see `Store::push_body`):
+/// one malformed mutation in it refuses it whole, naming where, the way a
+/// small push is refused, and nothing of it is stored; the same push without
+/// the fault then applies every sheet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_push_with_one_malformed_mutation_is_refused_whole_naming_where() {
+    use ocop_shared::wire::{PROTOCOL_VERSION, PushRequest};
+    let w = world().await;
+    let m = w.member(0);
+    let mutations: Vec<_> = (0..w.demo.products.len())
+        .map(|p| {
+            let mut answers = full_answers(&rubric_of(&w, p), p);
+            for a in &mut answers {
+                a.answer.note = "ghi chú của thành viên hội đồng ".repeat(10);
+            }
+            m.mutation(set_answers(&w, p, Uuid::now_v7(), answers))
+        })
+        .collect();
+    let mut body = serde_json::to_value(PushRequest {
+        protocol: PROTOCOL_VERSION,
+        mutations: mutations.clone(),
+    })
+    .unwrap();
+    body["mutations"][9]["op"]["set_answers"]["sheet"] = serde_json::json!(5);
+    let text = serde_json::to_vec(&body).unwrap();
+    assert!(text.len() > 64 * 1024, "{} bytes", text.len());
+    let before = w.server.state.store.table_counts().unwrap();
+    let r = m
+        .raw(reqwest::Method::POST, paths::PUSH)
+        .await
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    let (status, raw, e) = decode::<ErrorBody>(r).await;
+    assert_eq!(status, 400, "{raw}");
+    let e = e.unwrap();
+    assert_eq!(e.code, ErrorCode::BadRequest);
+    assert!(
+        e.message
+            .starts_with("malformed json at mutations[9].op.set_answers.sheet"),
+        "{}",
+        e.message
+    );
+    assert_eq!(w.server.state.store.table_counts().unwrap(), before);
+
+    let resp = m.push(mutations).await;
+    assert_eq!(resp.results.len(), w.demo.products.len());
+    assert!(
+        resp.results
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Applied { .. })),
+        "{resp:?}"
+    );
+}
