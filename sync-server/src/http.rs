@@ -280,7 +280,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         Bytes::from_request(req, state)
             .await
             .map(RawBody)
-            .map_err(|r| bytes_rejection(r).into())
+            .map_err(bytes_rejection)
     }
 }
 
