@@ -263,9 +263,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(bytes_rejection)?;
-        crate::body::decode(&bytes)
-            .map(Json)
-            .map_err(ApiError::from)
+        crate::body::decode(&bytes).map(Json)
     }
 }
 
