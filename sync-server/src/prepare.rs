@@ -8,14 +8,12 @@
 //! the rubric and the sheet's JSON snapshot.
 //!
 //! A sheet's snapshot carries the push's `seq` (every answer's `rev` and the
-//! sheet's `revision`), which only the writer knows for sure. So the snapshot
-//! is encoded with a placeholder number and the places it occupies are noted
-//! (the writer can fill in any seq by copying, never encoding), and it is
-//! also compressed as stored for the seq the push is expected to get (the
-//! database's seq plus one: true for a push that finds the writer free).
-//! What is prepared is a guess: the writer uses it only when the sheet turns
-//! out to be new (see `set_answers` in `sqlite.rs`), and the compressed form
-//! only when the seq matches; otherwise it takes the ordinary path, which
+//! sheet's `revision`), which only the writer knows. So the snapshot is
+//! encoded and compressed with a placeholder number where the seq goes, and
+//! the writer stores that with the seq beside it (see [`seq_frame`]); reading
+//! a stored body puts the seq in place ([`fill`]). What is prepared is a
+//! guess: the writer uses it only when the sheet turns out to be new (see
+//! `set_answers` in `sqlite.rs`) and otherwise takes the ordinary path, which
 //! makes every check again.
 
 use std::borrow::Cow;
@@ -41,16 +39,69 @@ pub(crate) struct Prepared {
     pub sheet: Option<NewSheet>,
 }
 
-/// A new sheet's snapshot, encoded except for its seq.
+/// A new sheet's snapshot, compressed with a placeholder for its seq.
 pub(crate) struct NewSheet {
-    json: String,
-    /// Byte offsets in `json` where [`PLACEHOLDER`] stands for the seq.
-    holes: Vec<usize>,
+    /// The compressed [`Template`]'s JSON.
+    pub packed: Vec<u8>,
     /// The evidence photos its answers name.
     pub attachments: BTreeSet<String>,
-    /// The snapshot as stored (compressed) if the push gets the seq it was
-    /// expected to get: the seq the database was at, plus one.
-    pub packed: Option<(u64, Vec<u8>)>,
+}
+
+/// A new sheet's snapshot JSON with [`PLACEHOLDER`] where its seq goes.
+pub(crate) struct Template {
+    json: String,
+}
+
+/// Where the placeholder stands for a seq in `json`: after `"rev":` or
+/// `"revision":`. Numbers never stand inside a JSON string, and a quote
+/// inside a string is always escaped, so that is the field itself.
+fn holes(json: &str) -> Vec<usize> {
+    memchr::memmem::find_iter(json.as_bytes(), PLACEHOLDER_TEXT)
+        .filter(|&at| {
+            let before = &json.as_bytes()[..at];
+            before.ends_with(b"\"rev\":") || before.ends_with(b"\"revision\":")
+        })
+        .collect()
+}
+
+/// A template's JSON with `seq` in place of the placeholder: the same text
+/// as encoding the sheet with `seq` (a property test holds it to that).
+pub(crate) fn fill(json: &str, seq: u64) -> String {
+    let digits = seq.to_string();
+    let mut out = String::with_capacity(json.len());
+    let mut from = 0;
+    for h in holes(json) {
+        out.push_str(&json[from..h]);
+        out.push_str(&digits);
+        from = h + PLACEHOLDER_TEXT.len();
+    }
+    out.push_str(&json[from..]);
+    out
+}
+
+/// zstd's first skippable-frame magic (RFC 8878, 3.1.2): a decoder skips
+/// such a frame, so a stored template is still a zstd stream; this one
+/// carries the seq to put in place.
+const SEQ_FRAME_MAGIC: u32 = 0x184D_2A50;
+
+/// A body as stored: `seq` in a skippable frame, then the compressed template.
+pub(crate) fn seq_frame(seq: u64, packed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + packed.len());
+    out.extend_from_slice(&SEQ_FRAME_MAGIC.to_le_bytes());
+    out.extend_from_slice(&8u32.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(packed);
+    out
+}
+
+/// The seq and the compressed template of a body made by [`seq_frame`];
+/// `None` for any other body.
+pub(crate) fn split_seq_frame(b: &[u8]) -> Option<(u64, &[u8])> {
+    if b.len() < 16 || b[..4] != SEQ_FRAME_MAGIC.to_le_bytes() || b[4..8] != 8u32.to_le_bytes() {
+        return None;
+    }
+    let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
+    Some((seq, &b[16..]))
 }
 
 /// Stands for the seq while encoding: no write ever gets this seq (the
@@ -58,17 +109,17 @@ pub(crate) struct NewSheet {
 const PLACEHOLDER: u64 = u64::MAX;
 const PLACEHOLDER_TEXT: &str = "18446744073709551615";
 
-impl NewSheet {
+impl Template {
     /// Encodes the sheet `key` that `owner` writing from `device` creates
     /// with `edits`, if every edit carries no base and the rubric accepts
-    /// every answer.
+    /// every answer; with the photos it names.
     pub fn build(
         key: &SheetKey,
         edits: &[AnswerEdit],
         owner: Uuid,
         device: Uuid,
         rubric: &Rubric,
-    ) -> Result<Option<NewSheet>> {
+    ) -> Result<Option<(Template, BTreeSet<String>)>> {
         if edits.iter().any(|e| e.base_rev != 0)
             || edits
                 .iter()
@@ -105,40 +156,17 @@ impl NewSheet {
             note_rev: 0,
             revision: PLACEHOLDER,
         })?;
-        // Numbers never stand inside a JSON string, and a quote inside a
-        // string is always escaped: `"rev":` followed by the placeholder is
-        // the field itself. Anything else (more or fewer than expected) and
+        // Anything but one hole per answer and one for the revision and
         // the writer encodes the sheet itself.
-        let holes: Vec<usize> = memchr::memmem::find_iter(json.as_bytes(), PLACEHOLDER_TEXT)
-            .filter(|&at| {
-                let before = &json.as_bytes()[..at];
-                before.ends_with(b"\"rev\":") || before.ends_with(b"\"revision\":")
-            })
-            .collect();
-        if holes.len() != answers.len() + 1 {
+        if holes(&json).len() != answers.len() + 1 {
             return Ok(None);
         }
-        Ok(Some(NewSheet {
-            json,
-            holes,
-            attachments,
-            packed: None,
-        }))
+        Ok(Some((Template { json }, attachments)))
     }
 
-    /// The snapshot JSON with `seq` in place: the same text as encoding
-    /// the sheet with `seq` (a property test holds it to that).
-    pub fn body(&self, seq: u64) -> String {
-        let digits = seq.to_string();
-        let mut out = String::with_capacity(self.json.len());
-        let mut from = 0;
-        for &h in &self.holes {
-            out.push_str(&self.json[from..h]);
-            out.push_str(&digits);
-            from = h + PLACEHOLDER_TEXT.len();
-        }
-        out.push_str(&self.json[from..]);
-        out
+    /// The template JSON as it is (placeholders in place).
+    pub fn json(&self) -> &str {
+        &self.json
     }
 }
 
@@ -233,8 +261,6 @@ pub(crate) fn first_answers(
 pub(crate) struct PrepareCtx<R, P> {
     pub owner: Uuid,
     pub device: Uuid,
-    /// The expected seq (see [`NewSheet::packed`]).
-    pub expected_seq: u64,
     /// A published rubric (`None`: unknown, or not published; then no
     /// snapshot is prepared and the writer says why).
     pub rubric: R,
@@ -285,12 +311,11 @@ where
         let (m, hash) = read(item)?;
         let sheet = match &m.op {
             Op::SetAnswers { sheet, answers } => match (cx.rubric)(&sheet.rubric) {
-                Some(r) => match NewSheet::build(sheet, answers, cx.owner, cx.device, &r)? {
-                    Some(mut s) => {
-                        let body = s.body(cx.expected_seq);
-                        s.packed = Some((cx.expected_seq, (cx.pack)(&body)?));
-                        Some(s)
-                    }
+                Some(r) => match Template::build(sheet, answers, cx.owner, cx.device, &r)? {
+                    Some((t, attachments)) => Some(NewSheet {
+                        packed: (cx.pack)(t.json())?,
+                        attachments,
+                    }),
                     None => None,
                 },
                 None => None,
@@ -381,13 +406,16 @@ mod tests {
                     ..first
                 });
             }
-            let prepared = NewSheet::build(&key, &e, owner, device, &r)
+            let (prepared, _) = Template::build(&key, &e, owner, device, &r)
                 .expect("encodes")
                 .expect("a candidate");
             let mut expected = fresh_sheet(&key, owner);
             expected.answers = first_answers(&e, seq, device);
             expected.revision = seq;
-            prop_assert_eq!(prepared.body(seq), serde_json::to_string(&expected).unwrap());
+            let json = serde_json::to_string(&expected).unwrap();
+            prop_assert_eq!(&fill(prepared.json(), seq), &json);
+            let stored = seq_frame(seq, b"packed");
+            prop_assert_eq!(split_seq_frame(&stored), Some((seq, &b"packed"[..])));
         }
     }
 
@@ -398,14 +426,14 @@ mod tests {
         let mut based = edits(&r, 3, "");
         based[1].base_rev = 7;
         assert!(
-            NewSheet::build(&key, &based, Uuid::now_v7(), Uuid::now_v7(), &r)
+            Template::build(&key, &based, Uuid::now_v7(), Uuid::now_v7(), &r)
                 .unwrap()
                 .is_none()
         );
         let mut wrong = edits(&r, 3, "");
         wrong[2].answer.option = Some("no such option".into());
         assert!(
-            NewSheet::build(&key, &wrong, Uuid::now_v7(), Uuid::now_v7(), &r)
+            Template::build(&key, &wrong, Uuid::now_v7(), Uuid::now_v7(), &r)
                 .unwrap()
                 .is_none()
         );

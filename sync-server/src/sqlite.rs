@@ -209,6 +209,15 @@ DROP TABLE sheets;
 ALTER TABLE sheets_v4 RENAME TO sheets;
 DROP INDEX entities_product;
 "#,
+    // 5: a new sheet's snapshot (and first revision) may be stored as a zstd
+    // skippable frame holding its seq followed by the snapshot compressed
+    // with a placeholder where the seq goes (made before the writer knows
+    // the seq, see `prepare.rs`). Nothing to change in the tables; the
+    // version is raised so that an older server, which could not read such
+    // a body, refuses the database instead of failing on a sheet.
+    r#"
+-- 5: sheet bodies may carry their seq in a skippable frame (no DDL)
+"#,
 ];
 
 /// Read connections per store.
@@ -436,8 +445,18 @@ fn store_body(json: String) -> Result<rusqlite::types::Value> {
 }
 
 /// Decompresses a body written by [`pack_body`] (its frame records its size),
-/// with this thread's reused context.
-fn unpack_body(b: &[u8]) -> std::io::Result<Vec<u8>> {
+/// with this thread's reused context; a new sheet's body, compressed before
+/// its seq was known, gets its seq in place (see `prepare.rs`).
+pub fn unpack_body(b: &[u8]) -> std::io::Result<Vec<u8>> {
+    if let Some((seq, packed)) = crate::prepare::split_seq_frame(b) {
+        let template = String::from_utf8(unpack_frame(packed)?).map_err(std::io::Error::other)?;
+        return Ok(crate::prepare::fill(&template, seq).into_bytes());
+    }
+    unpack_frame(b)
+}
+
+/// One zstd frame with its size, decompressed.
+fn unpack_frame(b: &[u8]) -> std::io::Result<Vec<u8>> {
     thread_local! {
         static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
             const { std::cell::RefCell::new(None) };
@@ -1106,9 +1125,6 @@ impl SqliteStore {
         split: bool,
         read: impl for<'x> Fn(&'x T) -> Result<crate::prepare::Read<'x>> + Sync,
     ) -> Result<Vec<(Option<Mutation>, Prepared)>> {
-        // A push gets the seq after the last committed one unless another
-        // write commits first (then the writer packs the snapshot itself).
-        let expected_seq = current_seq(&self.read())? + 1;
         let rubric = |r: &RubricRef| {
             let kept = lock(&self.rubrics).get(r).cloned();
             // An error reading it is the writer's to report.
@@ -1120,7 +1136,6 @@ impl SqliteStore {
             &PrepareCtx {
                 owner: actor.user.id,
                 device: actor.device_id,
-                expected_seq,
                 rubric,
                 pack: pack_body,
             },
@@ -1958,12 +1973,7 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
         slot.write(ctx.conn, &sheet)?;
         let seq = ctx.seq.take();
         sheet.revision = seq;
-        let body = match &prepared.packed {
-            Some((expected, packed)) if *expected == seq => {
-                rusqlite::types::Value::Blob(packed.clone())
-            }
-            _ => store_body(prepared.body(seq))?,
-        };
+        let body = rusqlite::types::Value::Blob(crate::prepare::seq_frame(seq, &prepared.packed));
         write_sheet_rows(ctx, &sheet, seq, &body, None, &prepared.attachments, true)?;
         return Ok(Outcome::Applied {
             seq,

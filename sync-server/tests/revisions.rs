@@ -120,7 +120,7 @@ fn every_revision_reads_back_whole_and_one_criterion_edits_store_small_rows() {
             let json = match b.unwrap() {
                 rusqlite::types::Value::Blob(b) => {
                     assert_eq!(i, 0, "only the whole sheet is large enough to pack");
-                    zstd::decode_all(&b[..]).expect("a zstd-compressed body")
+                    ocop_sync_server::sqlite::unpack_body(&b).expect("a zstd-compressed body")
                 }
                 rusqlite::types::Value::Text(t) => {
                     assert!(

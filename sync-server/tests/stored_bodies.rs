@@ -49,7 +49,8 @@ fn decompress_all(path: &std::path::Path) -> usize {
             .map(Result::unwrap)
             .collect();
         for (rowid, blob) in rows {
-            let text = String::from_utf8(zstd::decode_all(&blob[..]).unwrap()).unwrap();
+            let text =
+                String::from_utf8(ocop_sync_server::sqlite::unpack_body(&blob).unwrap()).unwrap();
             db.execute(
                 &format!("UPDATE {table} SET body = ?1 WHERE rowid = ?2"),
                 rusqlite::params![text, rowid],
