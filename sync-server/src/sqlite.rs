@@ -254,6 +254,9 @@ pub struct SqliteStore {
     sheets: Mutex<SheetCache>,
     /// Products the writer read (see [`SqliteStore::product`]).
     products: Mutex<lru::LruCache<Uuid, ProductInfo>>,
+    /// Pushes being prepared now, and their turns (see [`SqliteStore::prepare`]).
+    preparing: (Mutex<usize>, std::sync::Condvar),
+    prepare_slots: usize,
 }
 
 /// Products kept by the writer: a province's round has hundreds.
@@ -403,27 +406,32 @@ fn now() -> String {
 /// page each instead of a page each (page writes bound the push rate).
 const BODY_ZSTD_LEVEL: i32 = 1;
 
-thread_local! {
-    /// One compression context per thread, reused: making one per body cost
-    /// more than compressing it.
-    static BODY_CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
-        const { std::cell::RefCell::new(None) };
-}
+/// Compression contexts kept for reuse: making one per body cost more than
+/// compressing it. Shared, not one per thread: pushes are prepared on
+/// whichever blocking thread runs them (hundreds when hundreds of devices
+/// push at once), and a context per thread held its tables on every one.
+static BODY_CCTX: Mutex<Vec<zstd::bulk::Compressor<'static>>> = Mutex::new(Vec::new());
+
+/// Contexts kept when none is in use (more are made while more compress at
+/// once, then dropped).
+const BODY_CCTX_KEPT: usize = 4;
 
 /// A sheet body as it is stored: zstd-compressed JSON (a BLOB).
 fn pack_body(json: &str) -> Result<Vec<u8>> {
-    BODY_CCTX.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.is_none() {
-            *c = Some(
-                zstd::bulk::Compressor::new(BODY_ZSTD_LEVEL)
-                    .map_err(|e| Error::Internal(format!("zstd: {e}")))?,
-            );
-        }
-        let c = c.as_mut().expect("set above");
-        c.compress(json.as_bytes())
-            .map_err(|e| Error::Internal(format!("zstd: {e}")))
-    })
+    let kept = lock(&BODY_CCTX).pop();
+    let mut c = match kept {
+        Some(c) => c,
+        None => zstd::bulk::Compressor::new(BODY_ZSTD_LEVEL)
+            .map_err(|e| Error::Internal(format!("zstd: {e}")))?,
+    };
+    let packed = c
+        .compress(json.as_bytes())
+        .map_err(|e| Error::Internal(format!("zstd: {e}")));
+    let mut pool = lock(&BODY_CCTX);
+    if pool.len() < BODY_CCTX_KEPT {
+        pool.push(c);
+    }
+    packed
 }
 
 /// Bodies shorter than this are stored as their JSON TEXT: zstd's fixed cost
@@ -977,6 +985,8 @@ impl SqliteStore {
             products: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(PRODUCT_CACHE).expect("not zero"),
             )),
+            preparing: (Mutex::new(0), std::sync::Condvar::new()),
+            prepare_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
         })
     }
 
@@ -1125,6 +1135,29 @@ impl SqliteStore {
         split: bool,
         read: impl for<'x> Fn(&'x T) -> Result<crate::prepare::Read<'x>> + Sync,
     ) -> Result<Vec<(Option<Mutation>, Prepared)>> {
+        // As many pushes are prepared at once as there are cores; the others
+        // wait their turn holding only their text (when 500 devices push at
+        // once, 500 decoded pushes and their snapshots were 50 MB more than
+        // the decoded pushes alone). A second thread only when no other push
+        // is being prepared: otherwise the other core is busy with that one.
+        struct Preparing<'a>(&'a (Mutex<usize>, std::sync::Condvar));
+        impl Drop for Preparing<'_> {
+            fn drop(&mut self) {
+                *lock(&self.0.0) -= 1;
+                self.0.1.notify_one();
+            }
+        }
+        let others = {
+            let (n, turn) = &self.preparing;
+            let mut n = lock(n);
+            while *n >= self.prepare_slots {
+                n = turn.wait(n).unwrap_or_else(|p| p.into_inner());
+            }
+            *n += 1;
+            *n - 1
+        };
+        let _preparing = Preparing(&self.preparing);
+        let split = split && others == 0;
         let rubric = |r: &RubricRef| {
             let kept = lock(&self.rubrics).get(r).cloned();
             // An error reading it is the writer's to report.
@@ -3524,6 +3557,11 @@ impl Store for SqliteStore {
             }
             Err(e) => return Err(e),
         };
+        let protocol = raw.protocol;
+        // The text is decoded: while the push waits for the writer, only
+        // what it decoded to is kept (500 devices pushing at once).
+        drop(raw);
+        drop(body);
         let mut mutations = Vec::with_capacity(prepared.len());
         let mut preps = Vec::with_capacity(prepared.len());
         for (m, p) in prepared {
@@ -3532,7 +3570,7 @@ impl Store for SqliteStore {
             preps.push(p);
         }
         let req = PushRequest {
-            protocol: raw.protocol,
+            protocol,
             mutations,
         };
         check_push(&req)?;
