@@ -2000,9 +2000,9 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
         && let Some(prepared) = ctx.prepared
     {
         // A new sheet whose answers were checked and whose snapshot was
-        // encoded before the writer lock (see `prepare.rs`): its first write
-        // applies every edit, as below. Stored as TEXT: compressing here
-        // would put back on the writer what preparing took off it.
+        // encoded and compressed before the writer lock (see `prepare.rs`):
+        // its first write applies every edit, as below. Stored with its seq
+        // beside the compressed snapshot, which is never made here.
         slot.write(ctx.conn, &sheet)?;
         let seq = ctx.seq.take();
         sheet.revision = seq;
@@ -3537,6 +3537,12 @@ impl Store for SqliteStore {
             let req: PushRequest = crate::body::decode(&body)?;
             return self.push_owned(actor, req);
         };
+        if raw.protocol != PROTOCOL_VERSION || raw.mutations.len() > MAX_BATCH_MUTATIONS {
+            // Refused before anything is prepared, with the error a decoded
+            // push gets (a malformed mutation still named first).
+            let req: PushRequest = crate::body::decode(&body)?;
+            return self.push_owned(actor, req);
+        }
         let split = body.len() >= crate::prepare::SPLIT_AT_BYTES;
         fn read<'x>(m: &'x &serde_json::value::RawValue) -> Result<crate::prepare::Read<'x>> {
             let text = m.get();

@@ -1540,3 +1540,46 @@ async fn a_large_push_with_one_malformed_mutation_is_refused_whole_naming_where(
         "{resp:?}"
     );
 }
+
+/// A push the server cannot take whole is refused before anything of it is
+/// prepared or stored, with the error a decoded push got: a malformed
+/// mutation is named first, then the protocol, then the size.
+#[rstest]
+#[case::another_protocol(99, 1, false, 400, "protocol 99 is not supported")]
+#[case::too_many_mutations(1, 501, false, 413, "501 mutations in one push")]
+#[case::malformed_before_protocol(99, 1, true, 400, "malformed json at mutations[0].op")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_the_server_cannot_take_is_refused_whole_with_the_first_reason(
+    #[case] protocol: u32,
+    #[case] mutations: usize,
+    #[case] malformed: bool,
+    #[case] status: u16,
+    #[case] message: &str,
+) {
+    let w = world().await;
+    let m = w.member(0);
+    let mut muts: Vec<serde_json::Value> = (0..mutations)
+        .map(|_| {
+            serde_json::to_value(m.mutation(Op::Submit {
+                sheet_id: Uuid::now_v7(),
+            }))
+            .unwrap()
+        })
+        .collect();
+    if malformed {
+        muts[0]["op"] = serde_json::json!({"no_such_op": {}});
+    }
+    let before = w.server.state.store.table_counts().unwrap();
+    let r = m
+        .raw(reqwest::Method::POST, paths::PUSH)
+        .await
+        .json(&serde_json::json!({"protocol": protocol, "mutations": muts}))
+        .send()
+        .await
+        .unwrap();
+    let (got, raw, e) = decode::<ErrorBody>(r).await;
+    assert_eq!(got, status, "{raw}");
+    let e = e.unwrap();
+    assert!(e.message.starts_with(message), "{}", e.message);
+    assert_eq!(w.server.state.store.table_counts().unwrap(), before);
+}
