@@ -37,6 +37,9 @@ pub(crate) struct Prepared {
     /// The snapshot it makes if its sheet is new (`None`: not a candidate,
     /// or an answer the rubric refuses, left for the writer to refuse).
     pub sheet: Option<NewSheet>,
+    /// The mutation's JSON text, when its decoded answers were dropped
+    /// while it waits for the writer (see `push_body` in `sqlite.rs`).
+    pub text: Option<Box<str>>,
 }
 
 /// A new sheet's snapshot, compressed with a placeholder for its seq.
@@ -326,7 +329,14 @@ where
             Cow::Owned(m) => Some(m),
             Cow::Borrowed(_) => None,
         };
-        Ok((made, Prepared { hash, sheet }))
+        Ok((
+            made,
+            Prepared {
+                hash,
+                sheet,
+                text: None,
+            },
+        ))
     };
     let run = |ms: &[T]| ms.iter().map(one).collect::<Result<Vec<_>>>();
     if !split || items.len() < 2 {

@@ -883,6 +883,9 @@ fn reattach_device(
 enum OpError {
     Reject(RejectCode, String),
     Store(Error),
+    /// Only the first write of a new sheet can go without the mutation's
+    /// answers (dropped while it waited, see `push_body`): decode it again.
+    NeedWhole,
 }
 
 impl<E: Into<Error>> From<E> for OpError {
@@ -919,6 +922,8 @@ struct PushCtx<'a> {
     cache: &'a mut BatchCache,
     /// The snapshot prepared for this mutation if its sheet is new.
     prepared: Option<&'a NewSheet>,
+    /// The mutation's answers were dropped (see [`OpError::NeedWhole`]).
+    stripped: bool,
 }
 
 /// Reference data read once per push batch. Rounds and the roster are admin
@@ -1237,8 +1242,17 @@ impl SqliteStore {
         let mut results = Vec::with_capacity(req.mutations.len());
         for (m, prep) in req.mutations.iter().zip(prepared) {
             let hash = prep.hash.as_str();
+            // A prepared new sheet's answers may have been dropped while it
+            // waited (see `push_body`): anything but that sheet's first write
+            // decodes the whole mutation again from its text.
+            let whole = || -> Result<std::borrow::Cow<'_, Mutation>> {
+                Ok(match &prep.text {
+                    Some(t) => std::borrow::Cow::Owned(serde_json::from_str(t)?),
+                    None => std::borrow::Cow::Borrowed(m),
+                })
+            };
             // The mutation's text is only kept when it is quarantined.
-            let body = || serde_json::to_string(m);
+            let body = || -> Result<String> { Ok(serde_json::to_string(&*whole()?)?) };
             // Seen before (a resend, or the same id twice in this batch)? The
             // writer lock makes look-then-insert safe; one write per mutation.
             let prior: Option<(String, String)> = tx
@@ -1285,8 +1299,28 @@ impl SqliteStore {
                 mutation_id: m.id,
                 store: self,
                 prepared: prep.sheet.as_ref(),
+                stripped: prep.text.is_some(),
             };
-            let applied = self.apply_mutation(&mut ctx, m);
+            let mut applied = self.apply_mutation(&mut ctx, m);
+            if prep.text.is_some()
+                && matches!(applied, Err(OpError::Reject(..) | OpError::NeedWhole))
+            {
+                // A sheet write checks everything before its first write:
+                // nothing is written yet, run it whole the ordinary way (a
+                // refusal is then quarantined with the whole mutation).
+                let m = whole()?;
+                let mut ctx = PushCtx {
+                    cache: &mut cache,
+                    conn: tx,
+                    actor,
+                    seq: &mut seq,
+                    mutation_id: m.id,
+                    store: self,
+                    prepared: None,
+                    stripped: false,
+                };
+                applied = self.apply_mutation(&mut ctx, &m);
+            }
             if savepoint {
                 if applied.is_err() {
                     tx.prepare_cached("ROLLBACK TO mutation")?.execute([])?;
@@ -1300,6 +1334,12 @@ impl SqliteStore {
                     Outcome::Rejected { code, reason }
                 }
                 Err(OpError::Store(e)) => return Err(e),
+                Err(OpError::NeedWhole) => {
+                    return Err(Error::Internal(format!(
+                        "mutation {} was applied without its answers",
+                        m.id
+                    )));
+                }
             };
             // The outcome is encoded once, for the idempotency row and the audit row.
             let outcome_json = serde_json::to_string(&outcome)?;
@@ -2012,6 +2052,9 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
             seq,
             sheet_id: Some(sheet.id),
         });
+    }
+    if ctx.stripped {
+        return Err(OpError::NeedWhole);
     }
     let rubric = ctx
         .store
@@ -3564,17 +3607,26 @@ impl Store for SqliteStore {
             Err(e) => return Err(e),
         };
         let protocol = raw.protocol;
-        // The text is decoded: while the push waits for the writer, only
-        // what it decoded to is kept (500 devices pushing at once).
-        drop(raw);
-        drop(body);
+        // While the push waits for the writer (behind hundreds of others when
+        // hundreds of devices push at once), a new sheet whose snapshot is
+        // prepared keeps its text, about half its decoded answers' size,
+        // instead of the answers: only its first write goes without them.
         let mut mutations = Vec::with_capacity(prepared.len());
         let mut preps = Vec::with_capacity(prepared.len());
-        for (m, p) in prepared {
-            mutations
-                .push(m.ok_or_else(|| Error::Internal("a decoded mutation went missing".into()))?);
+        for ((m, mut p), text) in prepared.into_iter().zip(&raw.mutations) {
+            let mut m =
+                m.ok_or_else(|| Error::Internal("a decoded mutation went missing".into()))?;
+            if p.sheet.is_some()
+                && let Op::SetAnswers { answers, .. } = &mut m.op
+            {
+                *answers = Vec::new();
+                p.text = Some(text.get().into());
+            }
+            mutations.push(m);
             preps.push(p);
         }
+        drop(raw);
+        drop(body);
         let req = PushRequest {
             protocol,
             mutations,

@@ -1583,3 +1583,79 @@ async fn a_push_the_server_cannot_take_is_refused_whole_with_the_first_reason(
     assert!(e.message.starts_with(message), "{}", e.message);
     assert_eq!(w.server.state.store.table_counts().unwrap(), before);
 }
+
+/// A new sheet's answers are dropped while its push waits for the writer
+/// (its prepared snapshot is enough for a first write); every other outcome
+/// still sees all of them: a refused sheet is quarantined whole, and a
+/// whole-sheet write to a sheet that already exists applies every answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_sheet_that_is_not_new_is_written_or_refused_with_all_its_answers() {
+    let w = world().await;
+    let rubric = rubric_of(&w, 0);
+    let n = rubric.criteria().count();
+
+    // The secretary does not score: refused, and quarantined with every answer.
+    let s = w.secretary();
+    let r = s
+        .push(vec![s.mutation(set_answers(
+            &w,
+            0,
+            Uuid::now_v7(),
+            full_answers(&rubric, 0),
+        ))])
+        .await;
+    assert!(
+        matches!(r.results[0].outcome, Outcome::Rejected { .. }),
+        "{r:?}"
+    );
+    let (st, q, _) = w
+        .admin
+        .get::<serde_json::Value>(paths::ADMIN_QUARANTINE)
+        .await;
+    assert_eq!(st, 200, "{q}");
+    let entry = q
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["device_id"] == s.device_id.to_string())
+        .expect("the refusal is quarantined");
+    assert_eq!(
+        entry["mutation"]["op"]["set_answers"]["answers"]
+            .as_array()
+            .map(Vec::len),
+        Some(n),
+        "{entry}"
+    );
+
+    // A member writes a sheet whole, then whole again with other options
+    // (no base: the same device wrote every answer, so each applies).
+    let m = w.member(0);
+    let sheet_id = Uuid::now_v7();
+    for pick in [0, 1] {
+        let r = m
+            .push(vec![m.mutation(set_answers(
+                &w,
+                0,
+                sheet_id,
+                full_answers(&rubric, pick),
+            ))])
+            .await;
+        assert!(
+            matches!(r.results[0].outcome, Outcome::Applied { .. }),
+            "{r:?}"
+        );
+    }
+    let sheet = sheets_in(&m.pull_all().await)
+        .into_iter()
+        .find(|x| x.id == sheet_id)
+        .expect("the sheet");
+    let second = full_answers(&rubric, 1);
+    assert_eq!(sheet.answers.len(), n);
+    for e in &second {
+        assert_eq!(
+            sheet.answers[&e.criterion].answer, e.answer,
+            "{}",
+            e.criterion
+        );
+    }
+}
