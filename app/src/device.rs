@@ -757,7 +757,7 @@ impl Device {
         let round = Self::round(c, p.round_id)?;
         let key = model::sheet_key(p.round_id, p.id, owner);
         let sheet: SheetState = local(c, SHEET, &key)?.unwrap_or_else(|| {
-            model::skeleton(
+            SheetState::empty(
                 &SheetKey {
                     sheet_id: Uuid::nil(),
                     round_id: p.round_id,

@@ -3,8 +3,8 @@
 //! "keep my pending edits on top of what I just pulled" is unit-testable.
 
 use ocop_shared::wire::{
-    AnswerState, ConflictField, DecisionInfo, Entity, Mutation, Op, ParticipationInfo, SheetKey,
-    SheetState, SheetStatus,
+    AnswerState, ConflictField, DecisionInfo, Entity, Mutation, Op, ParticipationInfo, SheetState,
+    SheetStatus,
 };
 use uuid::Uuid;
 
@@ -116,24 +116,6 @@ pub(crate) fn place(e: &Entity) -> Placement {
     }
 }
 
-/// An empty sheet for a slot nobody has written yet.
-pub(crate) fn skeleton(key: &SheetKey, owner: Uuid) -> SheetState {
-    SheetState {
-        id: key.sheet_id,
-        round_id: key.round_id,
-        product_id: key.product_id,
-        owner_id: owner,
-        rubric: key.rubric.clone(),
-        status: SheetStatus::Draft,
-        answers: Default::default(),
-        note: String::new(),
-        note_rev: 0,
-        reopen_reason: None,
-        revision: 0,
-        conflicts: Vec::new(),
-    }
-}
-
 /// How a folded write stamps revisions.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Stamp<'a> {
@@ -172,7 +154,7 @@ pub(crate) fn apply_sheet_op(
             sheet: key,
             answers,
         } => {
-            let s = sheet.get_or_insert_with(|| skeleton(key, owner));
+            let s = sheet.get_or_insert_with(|| SheetState::empty(key, owner));
             for e in answers {
                 if applied.is_some_and(|a| !a.contains(&e.criterion)) {
                     continue;
@@ -193,7 +175,7 @@ pub(crate) fn apply_sheet_op(
         Op::SetNote {
             sheet: key, note, ..
         } if applied.is_none() => {
-            let s = sheet.get_or_insert_with(|| skeleton(key, owner));
+            let s = sheet.get_or_insert_with(|| SheetState::empty(key, owner));
             s.note = note.clone();
             if let Some(q) = seq {
                 s.note_rev = q;
@@ -392,6 +374,7 @@ pub(crate) fn sheet_of(op: &Op) -> Option<Uuid> {
 mod tests {
     use super::*;
     use ocop_shared::rubric::RubricRef;
+    use ocop_shared::wire::SheetKey;
     use ocop_shared::wire::{Answer, AnswerEdit};
 
     fn key() -> SheetKey {
@@ -428,7 +411,7 @@ mod tests {
     fn pending_edits_are_laid_over_a_pulled_snapshot() {
         let dev = Uuid::from_u128(9);
         let other = Uuid::from_u128(8);
-        let mut server = skeleton(&key(), Uuid::from_u128(7));
+        let mut server = SheetState::empty(&key(), Uuid::from_u128(7));
         server.answers.insert(
             "1.1".into(),
             AnswerState {

@@ -389,6 +389,28 @@ pub struct SheetState {
     pub conflicts: Vec<ConflictRecord>,
 }
 
+impl SheetState {
+    /// A sheet nobody has written yet: the slot's ids, the pinned rubric,
+    /// nothing answered (what a first write starts from, on the device and
+    /// on the server).
+    pub fn empty(key: &SheetKey, owner: Uuid) -> SheetState {
+        SheetState {
+            id: key.sheet_id,
+            round_id: key.round_id,
+            product_id: key.product_id,
+            owner_id: owner,
+            rubric: key.rubric.clone(),
+            status: SheetStatus::Draft,
+            answers: BTreeMap::new(),
+            note: String::new(),
+            note_rev: 0,
+            reopen_reason: None,
+            revision: 0,
+            conflicts: Vec::new(),
+        }
+    }
+}
+
 /// The chair's decision on one product.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionInfo {

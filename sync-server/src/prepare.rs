@@ -22,9 +22,7 @@ use std::sync::Arc;
 
 use ocop_shared::rubric::{Rubric, RubricRef};
 use ocop_shared::score::check_answer;
-use ocop_shared::wire::{
-    Answer, AnswerEdit, AnswerState, Mutation, Op, SheetKey, SheetState, SheetStatus,
-};
+use ocop_shared::wire::{Answer, AnswerEdit, AnswerState, Mutation, Op, SheetKey, SheetStatus};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -221,25 +219,6 @@ fn criteria_json<S: serde::Serializer>(
     }))
 }
 
-/// A sheet as its first write finds it: the slot's ids, the pinned rubric,
-/// nothing answered.
-pub(crate) fn fresh_sheet(key: &SheetKey, owner: Uuid) -> SheetState {
-    SheetState {
-        id: key.sheet_id,
-        round_id: key.round_id,
-        product_id: key.product_id,
-        owner_id: owner,
-        rubric: key.rubric.clone(),
-        status: SheetStatus::Draft,
-        answers: BTreeMap::new(),
-        note: String::new(),
-        note_rev: 0,
-        reopen_reason: None,
-        revision: 0,
-        conflicts: Vec::new(),
-    }
-}
-
 /// The answers of a sheet's first write, which applies every edit (the last
 /// of a criterion named twice winning) at `seq`.
 pub(crate) fn first_answers(
@@ -358,6 +337,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ocop_shared::wire::SheetState;
     use proptest::prelude::*;
 
     fn rubric() -> Rubric {
@@ -419,7 +399,7 @@ mod tests {
             let (prepared, _) = Template::build(&key, &e, owner, device, &r)
                 .expect("encodes")
                 .expect("a candidate");
-            let mut expected = fresh_sheet(&key, owner);
+            let mut expected = SheetState::empty(&key, owner);
             expected.answers = first_answers(&e, seq, device);
             expected.revision = seq;
             let json = serde_json::to_string(&expected).unwrap();

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::prepare::{NewSheet, PrepareCtx, Prepared, first_answers, fresh_sheet, prepare_all};
+use crate::prepare::{NewSheet, PrepareCtx, Prepared, first_answers, prepare_all};
 use crate::sheet_cache::SheetCache;
 use crate::store::{
     AuditEntry, DeviceInfo, PageJson, Principal, QuarantineEntry, RubricSummary, Store,
@@ -295,17 +295,17 @@ const GROUP_MUTATIONS: usize = 2_000;
 type PushWork = (Principal, PushRequest, Vec<Prepared>);
 
 /// What is checked before a push touches the database.
-fn check_push(req: &PushRequest) -> Result<()> {
-    if req.protocol != PROTOCOL_VERSION {
+fn check_push(protocol: u32, mutations: usize) -> Result<()> {
+    if protocol != PROTOCOL_VERSION {
         return Err(Error::BadRequest(format!(
             "protocol {} is not supported; this server speaks protocol {PROTOCOL_VERSION}",
-            req.protocol
+            protocol
         )));
     }
-    if req.mutations.len() > MAX_BATCH_MUTATIONS {
+    if mutations > MAX_BATCH_MUTATIONS {
         return Err(Error::TooLarge(format!(
             "{} mutations in one push; the limit is {MAX_BATCH_MUTATIONS}",
-            req.mutations.len()
+            mutations
         )));
     }
     Ok(())
@@ -788,17 +788,33 @@ fn audit(
     detail: serde_json::Value,
     seq: Option<u64>,
 ) -> Result<()> {
+    let (user, device) = (actor.user.id.to_string(), actor.device_id.to_string());
+    audit_row(
+        conn,
+        &now(),
+        &user,
+        &device,
+        action,
+        &detail.to_string(),
+        seq,
+    )
+}
+
+/// One audit row, its parts already text (a push writes one per mutation
+/// and makes the time and ids once).
+fn audit_row(
+    conn: &Connection,
+    at: &str,
+    user: &str,
+    device: &str,
+    action: &str,
+    detail: &str,
+    seq: Option<u64>,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit (at, user_id, device_id, action, detail, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![
-        now(),
-        actor.user.id.to_string(),
-        actor.device_id.to_string(),
-        action,
-        detail.to_string(),
-        seq.map(|s| s as i64)
-    ])?;
+    .execute(params![at, user, device, action, detail, seq.map(|s| s as i64)])?;
     Ok(())
 }
 
@@ -1291,24 +1307,17 @@ impl SqliteStore {
                 // Cached statements: SAVEPOINT/RELEASE run twice per mutation.
                 tx.prepare_cached("SAVEPOINT mutation")?.execute([])?;
             }
-            let mut ctx = PushCtx {
-                cache: &mut cache,
-                conn: tx,
-                actor,
-                seq: &mut seq,
-                mutation_id: m.id,
-                store: self,
-                prepared: prep.sheet.as_ref(),
-                stripped: prep.text.is_some(),
-            };
-            let mut applied = self.apply_mutation(&mut ctx, m);
-            if prep.text.is_some()
-                && matches!(applied, Err(OpError::Reject(..) | OpError::NeedWhole))
-            {
-                // A sheet write checks everything before its first write:
-                // nothing is written yet, run it whole the ordinary way (a
-                // refusal is then quarantined with the whole mutation).
-                let m = whole()?;
+            // First as prepared; a mutation whose answers were dropped and
+            // that turns out to need them runs again whole, the ordinary way.
+            // A sheet write checks everything before its first write, so the
+            // first attempt has written nothing (and a refusal is then
+            // quarantined with the whole mutation).
+            let mut rerun: Option<Mutation> = None;
+            let applied = loop {
+                let (this, prepared, stripped) = match &rerun {
+                    None => (m, prep.sheet.as_ref(), prep.text.is_some()),
+                    Some(w) => (w, None, false),
+                };
                 let mut ctx = PushCtx {
                     cache: &mut cache,
                     conn: tx,
@@ -1316,11 +1325,16 @@ impl SqliteStore {
                     seq: &mut seq,
                     mutation_id: m.id,
                     store: self,
-                    prepared: None,
-                    stripped: false,
+                    prepared,
+                    stripped,
                 };
-                applied = self.apply_mutation(&mut ctx, &m);
-            }
+                let applied = self.apply_mutation(&mut ctx, this);
+                if stripped && matches!(applied, Err(OpError::Reject(..) | OpError::NeedWhole)) {
+                    rerun = Some(whole()?.into_owned());
+                    continue;
+                }
+                break applied;
+            };
             if savepoint {
                 if applied.is_err() {
                     tx.prepare_cached("ROLLBACK TO mutation")?.execute([])?;
@@ -1361,17 +1375,15 @@ impl SqliteStore {
                 r#"{{"mutation_id":{},"outcome":{outcome_json},"status":"{status}"}}"#,
                 m.id
             );
-            tx.prepare_cached(
-                "INSERT INTO audit (at, user_id, device_id, action, detail, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                at,
-                user,
-                device,
-                format!("push:{}", op_name(&m.op)),
-                detail,
-                oseq.map(|s| s as i64)
-            ])?;
+            audit_row(
+                tx,
+                &at,
+                &user,
+                &device,
+                &format!("push:{}", op_name(&m.op)),
+                &detail,
+                oseq,
+            )?;
             results.push(MutationResult { id: m.id, outcome });
         }
         if seq.used {
@@ -1897,7 +1909,7 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(SheetStat
                     ),
                 ));
             }
-            (fresh_sheet(key, me), SlotWrite::New)
+            (SheetState::empty(key, me), SlotWrite::New)
         }
     };
     // A submitted sheet is returned as is: its writers record every edit as a
@@ -2045,7 +2057,6 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
         // beside the compressed snapshot, which is never made here.
         slot.write(ctx.conn, &sheet)?;
         let seq = ctx.seq.take();
-        sheet.revision = seq;
         let body = rusqlite::types::Value::Blob(crate::prepare::seq_frame(seq, &prepared.packed));
         write_sheet_rows(ctx, &sheet, seq, &body, None, &prepared.attachments, true)?;
         return Ok(Outcome::Applied {
@@ -3541,7 +3552,7 @@ impl Store for SqliteStore {
     }
 
     fn push(&self, actor: &Principal, req: &PushRequest) -> Result<PushResponse> {
-        check_push(req)?;
+        check_push(req.protocol, req.mutations.len())?;
         let prepared = self.prepare_request(actor, req)?;
         let mut conn = lock(&self.writer);
         lock(&self.sheets).discard();
@@ -3558,7 +3569,7 @@ impl Store for SqliteStore {
     }
 
     fn push_owned(&self, actor: Principal, req: PushRequest) -> Result<PushResponse> {
-        check_push(&req)?;
+        check_push(req.protocol, req.mutations.len())?;
         // Prepared before queueing: on this thread, while the writer works.
         let prepared = self.prepare_request(&actor, &req)?;
         self.enqueue(actor, req, prepared)
@@ -3576,15 +3587,19 @@ impl Store for SqliteStore {
         }
         // Anything this does not read is refused by the full decoder, with
         // the path of what is wrong (or, should it read, pushed as decoded).
-        let Ok(raw) = serde_json::from_slice::<RawPush<'_>>(&body) else {
+        // The whole body decoded at once: for a push this cannot take, with
+        // the error a decoded push gets (a malformed mutation named first,
+        // then the protocol, then the size).
+        let whole = |actor| -> Result<PushResponse> {
             let req: PushRequest = crate::body::decode(&body)?;
-            return self.push_owned(actor, req);
+            self.push_owned(actor, req)
         };
-        if raw.protocol != PROTOCOL_VERSION || raw.mutations.len() > MAX_BATCH_MUTATIONS {
-            // Refused before anything is prepared, with the error a decoded
-            // push gets (a malformed mutation still named first).
-            let req: PushRequest = crate::body::decode(&body)?;
-            return self.push_owned(actor, req);
+        let Ok(raw) = serde_json::from_slice::<RawPush<'_>>(&body) else {
+            return whole(actor);
+        };
+        if check_push(raw.protocol, raw.mutations.len()).is_err() {
+            // Refused before anything is prepared.
+            return whole(actor);
         }
         let split = body.len() >= crate::prepare::SPLIT_AT_BYTES;
         fn read<'x>(m: &'x &serde_json::value::RawValue) -> Result<crate::prepare::Read<'x>> {
@@ -3599,11 +3614,8 @@ impl Store for SqliteStore {
         }
         let prepared = match self.prepare(&actor, &raw.mutations, split, read) {
             Ok(p) => p,
-            Err(Error::BadRequest(_)) => {
-                // A mutation that does not decode: the full decoder's error.
-                let req: PushRequest = crate::body::decode(&body)?;
-                return self.push_owned(actor, req);
-            }
+            // A mutation that does not decode: the full decoder's error.
+            Err(Error::BadRequest(_)) => return whole(actor),
             Err(e) => return Err(e),
         };
         let protocol = raw.protocol;
@@ -3631,7 +3643,6 @@ impl Store for SqliteStore {
             protocol,
             mutations,
         };
-        check_push(&req)?;
         self.enqueue(actor, req, preps)
     }
 
