@@ -74,7 +74,26 @@ pub struct Rubric {
     /// Documented corrections of the source text, kept visible on purpose.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_notes: Vec<String>,
+    /// Where each criterion stands, built on the first lookup: a push
+    /// checks 31 answers per sheet, and scanning the parts for each code was
+    /// a twentieth of the server's time (perf, 2026-12-03).
+    #[serde(skip)]
+    index: CodeIndex,
 }
+
+/// Criterion code -> (part, section, criterion) positions. Never part of a
+/// rubric's identity: two rubrics are equal whether or not either was
+/// looked into yet.
+#[derive(Debug, Clone, Default)]
+struct CodeIndex(std::sync::OnceLock<std::collections::HashMap<String, [usize; 3]>>);
+
+impl PartialEq for CodeIndex {
+    fn eq(&self, _: &CodeIndex) -> bool {
+        true
+    }
+}
+
+impl Eq for CodeIndex {}
 
 fn is_false(b: &bool) -> bool {
     !*b
@@ -202,8 +221,26 @@ impl Rubric {
         })
     }
 
+    /// The criterion with this code.
     pub fn criterion(&self, code: &str) -> Option<&Criterion> {
-        self.criteria().map(|(_, _, c)| c).find(|c| c.code == code)
+        let at = self.index.0.get_or_init(|| {
+            let mut at = std::collections::HashMap::new();
+            for (p, part) in self.parts.iter().enumerate() {
+                for (s, section) in part.sections.iter().enumerate() {
+                    for (c, criterion) in section.criteria.iter().enumerate() {
+                        at.entry(criterion.code.clone()).or_insert([p, s, c]);
+                    }
+                }
+            }
+            at
+        });
+        // The fields are public: a rubric changed after its index was built
+        // is still answered right, by the scan (a found criterion is checked
+        // to be where the index says and to carry the code).
+        at.get(code)
+            .and_then(|&[p, s, c]| self.parts.get(p)?.sections.get(s)?.criteria.get(c))
+            .filter(|c| c.code == code)
+            .or_else(|| self.criteria().map(|(_, _, c)| c).find(|c| c.code == code))
     }
 
     pub fn criterion_count(&self) -> usize {

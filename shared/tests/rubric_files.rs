@@ -24,6 +24,42 @@ fn bundled_rubrics_load_and_validate(
     assert_eq!(l.rubric.total_cap(), 100);
 }
 
+/// The code lookup the server makes for every answer, by a plain scan.
+fn scanned<'r>(r: &'r Rubric, code: &str) -> Option<&'r ocop_shared::rubric::Criterion> {
+    r.parts
+        .iter()
+        .flat_map(|p| &p.sections)
+        .flat_map(|s| &s.criteria)
+        .find(|c| c.code == code)
+}
+
+#[test]
+fn a_criterion_is_found_by_its_code_even_after_the_rubric_changes() {
+    let mut r = load_rubric(bundled::FOOD_PROCESSED_CEREAL_1048).unwrap().rubric;
+    let fresh = r.clone();
+    let codes: Vec<String> = r.criteria().map(|(_, _, c)| c.code.clone()).collect();
+    for code in codes.iter().map(String::as_str).chain(["", "9.9", "1.1 ", "A"]) {
+        assert_eq!(
+            r.criterion(code).map(|c| &c.code),
+            scanned(&r, code).map(|c| &c.code),
+            "{code:?}"
+        );
+    }
+    // Looking into a rubric does not make it unequal to its copy.
+    assert_eq!(r, fresh);
+    // Criteria moved, renamed and removed after the first lookup.
+    r.parts.swap(0, 2);
+    r.parts[1].sections[0].criteria[0].code = "7.7".into();
+    r.parts[2].sections.pop();
+    for code in codes.iter().map(String::as_str).chain(["7.7"]) {
+        assert_eq!(
+            r.criterion(code).map(|c| (&c.code, c.max_points)),
+            scanned(&r, code).map(|c| (&c.code, c.max_points)),
+            "{code:?}"
+        );
+    }
+}
+
 #[test]
 fn template_148_has_the_148_caps_and_section_names() {
     let r = load_rubric(bundled::TEMPLATE_148).unwrap().rubric;
