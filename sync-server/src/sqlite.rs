@@ -1205,7 +1205,7 @@ impl SqliteStore {
     fn prepare_request(&self, actor: &Principal, req: &PushRequest) -> Result<Vec<Prepared>> {
         let split = crate::prepare::worth_splitting(&req.mutations);
         let out = self.prepare(actor, &req.mutations, split, |m| {
-            Ok((std::borrow::Cow::Borrowed(m), json_sha256_hex(m)?))
+            Ok((std::borrow::Cow::Borrowed(m), json_sha256_hex(m)?, None))
         })?;
         Ok(out.into_iter().map(|(_, p)| p).collect())
     }
@@ -3597,6 +3597,7 @@ impl Store for SqliteStore {
             let req: PushRequest = crate::body::decode(&body)?;
             self.push_owned(actor, req)
         };
+        let started = std::time::Instant::now();
         let Ok(raw) = serde_json::from_slice::<RawPush<'_>>(&body) else {
             return whole(actor);
         };
@@ -3604,6 +3605,8 @@ impl Store for SqliteStore {
             // Refused before anything is prepared.
             return whole(actor);
         }
+        let split_in = started.elapsed();
+        let n = raw.mutations.len();
         let split = body.len() >= crate::prepare::SPLIT_AT_BYTES;
         fn read<'x>(m: &'x &serde_json::value::RawValue) -> Result<crate::prepare::Read<'x>> {
             let text = m.get();
@@ -3613,7 +3616,7 @@ impl Store for SqliteStore {
             // resend of the same change encoded otherwise (keys in another
             // order) is still the same mutation (tests/crash_recovery.rs).
             let hash = json_sha256_hex(&decoded)?;
-            Ok((std::borrow::Cow::Owned(decoded), hash))
+            Ok((std::borrow::Cow::Owned(decoded), hash, Some(text)))
         }
         let prepared = match self.prepare(&actor, &raw.mutations, split, read) {
             Ok(p) => p,
@@ -3622,31 +3625,32 @@ impl Store for SqliteStore {
             Err(e) => return Err(e),
         };
         let protocol = raw.protocol;
-        // While the push waits for the writer (behind hundreds of others when
-        // hundreds of devices push at once), a new sheet whose snapshot is
-        // prepared keeps its text, about half its decoded answers' size,
-        // instead of the answers: only its first write goes without them.
-        let mut mutations = Vec::with_capacity(prepared.len());
-        let mut preps = Vec::with_capacity(prepared.len());
-        for ((m, mut p), text) in prepared.into_iter().zip(&raw.mutations) {
-            let mut m =
-                m.ok_or_else(|| Error::Internal("a decoded mutation went missing".into()))?;
-            if p.sheet.is_some()
-                && let Op::SetAnswers { answers, .. } = &mut m.op
-            {
-                *answers = Vec::new();
-                p.text = Some(text.get().into());
-            }
-            mutations.push(m);
-            preps.push(p);
-        }
+        let prepared_in = started.elapsed();
+        let (mutations, preps) = prepared
+            .into_iter()
+            .map(|(m, p)| {
+                m.map(|m| (m, p))
+                    .ok_or_else(|| Error::Internal("a decoded mutation went missing".into()))
+            })
+            .collect::<Result<(Vec<_>, Vec<_>)>>()?;
         drop(raw);
         drop(body);
         let req = PushRequest {
             protocol,
             mutations,
         };
-        self.enqueue(actor, req, preps)
+        let r = self.enqueue(actor, req, preps);
+        // Where a push's time went (RUST_LOG=ocop_sync_server=debug): read
+        // into its mutations' texts, prepared, then waiting for and in the
+        // writer (see `docs/sync-protocol.md`, "Measured performance").
+        tracing::debug!(
+            mutations = n,
+            split_us = split_in.as_micros() as u64,
+            prepare_us = (prepared_in - split_in).as_micros() as u64,
+            write_us = (started.elapsed() - prepared_in).as_micros() as u64,
+            "push timing"
+        );
+        r
     }
 
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse> {

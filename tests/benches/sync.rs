@@ -10,7 +10,8 @@
 //! schedule that offers 6,000 sheets/s.
 //! Reports ms, sheets/s, server peak RSS and bytes on the wire, as JSON lines
 //! and a table. `OCOP_BENCH_N=1000` limits the sizes; `OCOP_BENCH_PUSH_ONLY=1`
-//! runs only the first phase (to profile it); each N runs
+//! runs only the first phase (to profile it); `OCOP_BENCH_SERVER_LOG=ocop_sync_server=debug`
+//! has the server log each push's timing to stderr; each N runs
 //! `OCOP_BENCH_REPEATS` times (default 3) on new servers and the median run of
 //! each phase is reported.
 //!
@@ -45,6 +46,15 @@ fn main() {
 }
 
 fn serve_mode(dir: &Path, port: u16) {
+    // OCOP_BENCH_SERVER_LOG=ocop_sync_server=debug: the server logs each
+    // push's timing (read, prepared, written) to stderr.
+    if let Ok(filter) = std::env::var("OCOP_BENCH_SERVER_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
