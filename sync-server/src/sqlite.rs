@@ -401,13 +401,16 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// zstd level of stored sheet bodies: about 5 fold smaller for sheet JSON,
-/// so a new sheet's snapshot and revision fill a fraction of a page each
-/// instead of a page each (page writes bound the push rate). -1, not 1:
-/// twice as fast for a 3 KB sheet (`zstd -b` on stored sheets: 600 against
-/// 310 MB/s) for bodies ~20% larger (x5.2 against x6.4); callgrind on the
-/// store_push example: 71k fewer instructions per new sheet.
-const BODY_ZSTD_LEVEL: i32 = -1;
+/// zstd level of stored sheet bodies: the fastest positive level, about 6
+/// fold smaller for sheet JSON, so a new sheet's snapshot and revision fill
+/// a fraction of a page each instead of a page each (page writes bound the
+/// push rate). Level -1 was tried (2026-12-03): twice as fast to compress a
+/// 3 KB sheet and 71k fewer instructions per new sheet (callgrind), but its
+/// bodies are ~20% larger and, in interleaved runs of the sync bench, push
+/// N = 10,000 was slower (9,544 / 10,340 / 8,134 against 10,357 / 11,954 /
+/// 8,601 sheets/s at level 1) and so was pull (24,968 / 26,931 / 22,169
+/// against 29,085 / 37,908 / 24,778).
+const BODY_ZSTD_LEVEL: i32 = 1;
 
 /// Compression contexts kept for reuse: making one per body cost more than
 /// compressing it. Shared, not one per thread: pushes are prepared on
