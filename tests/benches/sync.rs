@@ -89,6 +89,82 @@ struct Row {
     bytes_down: u64,
     server_peak_rss_mb: f64,
     note: String,
+    /// Where the phase's CPU went (the phases that move N sheets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<CpuUse>,
+}
+
+/// CPU used during a phase: by the server process, by this one (the
+/// devices: HTTP client, encoding and decoding), and how busy the machine's
+/// cores were (everything, the kernel included). With the cores near 100%
+/// a phase is bound by CPU, and only less CPU per sheet makes it faster.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct CpuUse {
+    server_ms: f64,
+    devices_ms: f64,
+    cores_busy_pct: f64,
+}
+
+/// CPU counters at one instant (see [`CpuUse`]).
+struct CpuMark {
+    server_s: f64,
+    me_s: f64,
+    busy: u64,
+    total: u64,
+}
+
+/// User + system CPU seconds of a process so far, every thread included
+/// (those that ended too), from `/proc/<pid>/stat` (Linux; clock ticks of
+/// 1/100 s, USER_HZ, fixed by the kernel's ABI). 0 where there is no /proc.
+fn process_cpu_s(pid: &str) -> f64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let after = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / 100.0
+}
+
+/// Busy and total clock ticks of all the machine's cores, from `/proc/stat`.
+fn machine_ticks() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let total: u64 = f.iter().take(8).sum();
+    // idle and iowait
+    let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+impl CpuMark {
+    fn now(server: &Server) -> CpuMark {
+        let (busy, total) = machine_ticks();
+        CpuMark {
+            server_s: process_cpu_s(&server.child.id().to_string()),
+            me_s: process_cpu_s("self"),
+            busy,
+            total,
+        }
+    }
+
+    fn since(&self, server: &Server) -> CpuUse {
+        let now = CpuMark::now(server);
+        CpuUse {
+            server_ms: (now.server_s - self.server_s) * 1000.0,
+            devices_ms: (now.me_s - self.me_s) * 1000.0,
+            cores_busy_pct: 100.0 * (now.busy - self.busy) as f64
+                / (now.total - self.total).max(1) as f64,
+        }
+    }
 }
 
 struct Server {
@@ -318,6 +394,7 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
         bytes_down: down,
         server_peak_rss_mb: rss,
         note,
+        cpu: None,
     };
 
     // Push N: each member device sends its sheets (one per product) in batches of 100.
@@ -337,6 +414,7 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
         })
         .collect();
     let avg = bodies.iter().map(|(_, b)| b.len()).sum::<usize>() / n;
+    let cpu = CpuMark::now(&server);
     let t = Instant::now();
     let (mut up, mut down) = (0, 0);
     for (m, b) in &bodies {
@@ -360,12 +438,14 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
         server.peak_rss_mb(),
         format!("~{avg} B of JSON per sheet"),
     ));
+    rows.last_mut().expect("row").cpu = Some(cpu.since(&server));
     // OCOP_BENCH_PUSH_ONLY=1 stops here: the push phase alone, to profile it.
     if std::env::var_os("OCOP_BENCH_PUSH_ONLY").is_some() {
         return;
     }
 
     // Pull N to a fresh device (the chair sees every sheet).
+    let cpu = CpuMark::now(&server);
     let t = Instant::now();
     let (sheets, requests, bytes, cursor) = pull_all(&c, &s.chair, 0).await;
     assert_eq!(sheets, n);
@@ -379,6 +459,7 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
         server.peak_rss_mb(),
         "zstd, as the app negotiates".into(),
     ));
+    rows.last_mut().expect("row").cpu = Some(cpu.since(&server));
 
     // Current revisions of member 0's sheets, as its devices last pulled them.
     let (mine, _) = c.pull(&s.members[0], 0).await;
@@ -614,6 +695,7 @@ async fn concurrent(devices: usize, per_device: usize, rate: Option<f64>, rows: 
     let up: u64 = bodies.iter().map(|b| b.len() as u64).sum();
     let start = Arc::new(tokio::sync::Barrier::new(devices));
     let gap = rate.map(|r| Duration::from_secs_f64(per_device as f64 / r));
+    let cpu = CpuMark::now(&server);
     let t = Instant::now();
     let mut tasks = Vec::new();
     for (m, b) in bodies.into_iter().enumerate() {
@@ -664,6 +746,7 @@ async fn concurrent(devices: usize, per_device: usize, rate: Option<f64>, rows: 
         bytes_down: down,
         server_peak_rss_mb: server.peak_rss_mb(),
         note: format!("latency p50 {:.1} ms, p99 {:.1} ms", p(0.5), p(0.99)),
+        cpu: Some(cpu.since(&server)),
     });
 }
 
@@ -722,7 +805,19 @@ async fn bench_main() {
             r.bytes_up,
             r.bytes_down,
             r.server_peak_rss_mb,
-            r.note
+            match (r.cpu, r.sheets_per_s) {
+                (Some(c), Some(_)) => {
+                    let per = |ms: f64| ms * 1000.0 / r.n as f64;
+                    format!(
+                        "{}; CPU per sheet: server {:.0} µs, devices {:.0} µs; cores busy {:.0}%",
+                        r.note,
+                        per(c.server_ms),
+                        per(c.devices_ms),
+                        c.cores_busy_pct
+                    )
+                }
+                _ => r.note.clone(),
+            }
         );
     }
 }
