@@ -35,10 +35,16 @@ fn scanned<'r>(r: &'r Rubric, code: &str) -> Option<&'r ocop_shared::rubric::Cri
 
 #[test]
 fn a_criterion_is_found_by_its_code_even_after_the_rubric_changes() {
-    let mut r = load_rubric(bundled::FOOD_PROCESSED_CEREAL_1048).unwrap().rubric;
+    let mut r = load_rubric(bundled::FOOD_PROCESSED_CEREAL_1048)
+        .unwrap()
+        .rubric;
     let fresh = r.clone();
     let codes: Vec<String> = r.criteria().map(|(_, _, c)| c.code.clone()).collect();
-    for code in codes.iter().map(String::as_str).chain(["", "9.9", "1.1 ", "A"]) {
+    for code in codes
+        .iter()
+        .map(String::as_str)
+        .chain(["", "9.9", "1.1 ", "A"])
+    {
         assert_eq!(
             r.criterion(code).map(|c| &c.code),
             scanned(&r, code).map(|c| &c.code),

@@ -68,8 +68,14 @@ fn holes(json: &str) -> Vec<usize> {
 /// A template's JSON with `seq` in place of the placeholder: the same text
 /// as encoding the sheet with `seq` (a property test holds it to that).
 pub(crate) fn fill(json: &str, seq: u64) -> String {
-    let digits = seq.to_string();
     let mut out = String::with_capacity(json.len());
+    fill_into(json, seq, &mut out);
+    out
+}
+
+/// [`fill`] appended to `out`.
+pub(crate) fn fill_into(json: &str, seq: u64, out: &mut String) {
+    let digits = seq.to_string();
     let mut from = 0;
     for h in holes(json) {
         out.push_str(&json[from..h]);
@@ -77,7 +83,6 @@ pub(crate) fn fill(json: &str, seq: u64) -> String {
         from = h + PLACEHOLDER_TEXT.len();
     }
     out.push_str(&json[from..]);
-    out
 }
 
 /// zstd's first skippable-frame magic (RFC 8878, 3.1.2): a decoder skips

@@ -469,8 +469,41 @@ pub fn unpack_body(b: &[u8]) -> std::io::Result<Vec<u8>> {
     unpack_frame(b)
 }
 
+/// [`unpack_body`] appended to `out`, through a buffer kept by the thread
+/// instead of two new strings per body (a pull page unpacks hundreds).
+fn unpack_body_into(b: &[u8], out: &mut String) -> std::io::Result<()> {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let (seq, frame) = match crate::prepare::split_seq_frame(b) {
+        Some((seq, packed)) => (Some(seq), packed),
+        None => (None, b),
+    };
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        unpack_frame_into(frame, &mut s)?;
+        let text = std::str::from_utf8(&s).map_err(std::io::Error::other)?;
+        match seq {
+            Some(seq) => crate::prepare::fill_into(text, seq, out),
+            None => out.push_str(text),
+        }
+        // A huge body once must not stay held by the thread.
+        if s.capacity() > 1 << 20 {
+            *s = Vec::new();
+        }
+        Ok(())
+    })
+}
+
 /// One zstd frame with its size, decompressed.
 fn unpack_frame(b: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    unpack_frame_into(b, &mut out)?;
+    Ok(out)
+}
+
+/// One zstd frame with its size, decompressed into `out` (replacing what it held).
+fn unpack_frame_into(b: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
     thread_local! {
         static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
             const { std::cell::RefCell::new(None) };
@@ -490,7 +523,12 @@ fn unpack_frame(b: &[u8]) -> std::io::Result<Vec<u8>> {
         if d.is_none() {
             *d = Some(zstd::bulk::Decompressor::new()?);
         }
-        d.as_mut().expect("set above").decompress(b, size)
+        out.clear();
+        out.reserve(size);
+        d.as_mut()
+            .expect("set above")
+            .decompress_to_buffer(b, out)?;
+        Ok(())
     })
 }
 
@@ -753,9 +791,28 @@ fn put_entity(conn: &Connection, seq: u64, e: &Entity, owner_override: Option<Uu
 
 /// A pull page before encoding: `(seq, kind, payload JSON)` rows.
 struct RawPage {
-    rows: Vec<(u64, &'static str, String)>,
     next_cursor: u64,
     has_more: bool,
+}
+
+/// A pull row's payload as [`SqliteStore::pull_rows`] hands it on: JSON
+/// text, or a body as stored (see [`unpack_body`]), unpacked by whoever
+/// takes it straight where it goes (a page's JSON is spliced, not copied
+/// through a string per row).
+enum RowBody<'a> {
+    Json(&'a str),
+    Stored(&'a [u8]),
+}
+
+impl RowBody<'_> {
+    /// Appends the payload's JSON to `out`.
+    fn append_to(&self, out: &mut String) -> Result<()> {
+        match self {
+            RowBody::Json(s) => out.push_str(s),
+            RowBody::Stored(b) => unpack_body_into(b, out)?,
+        }
+        Ok(())
+    }
 }
 
 /// Parses a stored payload back into its [`Entity`].
@@ -1052,13 +1109,21 @@ impl SqliteStore {
     }
 
     /// One pull page as stored JSON bodies the caller may see, in seq order.
-    fn pull_rows(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<RawPage> {
+    /// The changes after `cursor` that `actor` may see, at most `limit` of
+    /// them (never splitting one seq), each handed to `emit` in order.
+    fn pull_rows(
+        &self,
+        actor: &Principal,
+        cursor: u64,
+        limit: usize,
+        mut emit: impl FnMut(u64, &'static str, RowBody<'_>) -> Result<()>,
+    ) -> Result<RawPage> {
         let limit = limit.clamp(1, 10_000);
         let mut conn = self.read();
         let tx = conn.transaction()?;
         let vis = Visibility::load(&tx, actor)?;
         let server_seq = current_seq(&tx)?;
-        let mut changes = Vec::new();
+        let mut emitted = 0usize;
         let mut last_seq = None;
         let mut has_more = false;
         {
@@ -1068,7 +1133,7 @@ impl SqliteStore {
             let mut rows = stmt.query(params![cursor as i64])?;
             while let Some(row) = rows.next()? {
                 let seq = row.get::<_, i64>(0)? as u64;
-                if changes.len() >= limit && last_seq != Some(seq) {
+                if emitted >= limit && last_seq != Some(seq) {
                     has_more = true;
                     break;
                 }
@@ -1076,7 +1141,17 @@ impl SqliteStore {
                 let round = opt_uuid(row.get(2)?)?;
                 let product = opt_uuid(row.get(3)?)?;
                 let owner = opt_uuid(row.get(4)?)?;
-                let body = row.get::<_, StoredBody>(5)?.0;
+                let body = match row.get_ref(5)? {
+                    rusqlite::types::ValueRef::Text(t) => RowBody::Json(
+                        std::str::from_utf8(t).map_err(|e| Error::Internal(e.to_string()))?,
+                    ),
+                    rusqlite::types::ValueRef::Blob(b) => RowBody::Stored(b),
+                    _ => {
+                        return Err(Error::Internal(
+                            "a stored body is neither text nor blob".into(),
+                        ));
+                    }
+                };
                 let kind: &'static str = match kind.as_str() {
                     "user" => "user",
                     "rubric" => "rubric",
@@ -1089,7 +1164,9 @@ impl SqliteStore {
                     "attachment" => "attachment",
                     other => return Err(Error::Internal(format!("unknown entity kind {other}"))),
                 };
-                let entity: Option<String> = match kind {
+                // The redacted copy of a sheet, when one is made.
+                let redacted: String;
+                let entity: Option<RowBody<'_>> = match kind {
                     "user" => {
                         if vis.admin || owner.is_some_and(|o| vis.users.contains(&o)) {
                             Some(body)
@@ -1113,9 +1190,12 @@ impl SqliteStore {
                             SheetView::Hidden => None,
                             SheetView::Full => Some(body),
                             SheetView::Progress => {
-                                let mut s: Box<SheetState> = serde_json::from_str(&body)?;
+                                let mut text = String::new();
+                                body.append_to(&mut text)?;
+                                let mut s: Box<SheetState> = serde_json::from_str(&text)?;
                                 redact(&mut s);
-                                Some(serde_json::to_string(&s)?)
+                                redacted = serde_json::to_string(&s)?;
+                                Some(RowBody::Json(&redacted))
                             }
                         }
                     }
@@ -1135,7 +1215,8 @@ impl SqliteStore {
                     _ => None,
                 };
                 if let Some(body) = entity {
-                    changes.push((seq, kind, body));
+                    emit(seq, kind, body)?;
+                    emitted += 1;
                     last_seq = Some(seq);
                 }
             }
@@ -1146,7 +1227,6 @@ impl SqliteStore {
             server_seq.max(cursor)
         };
         Ok(RawPage {
-            rows: changes,
             next_cursor,
             has_more,
         })
@@ -3663,14 +3743,17 @@ impl Store for SqliteStore {
     }
 
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse> {
-        let page = self.pull_rows(actor, cursor, limit)?;
-        let mut changes = Vec::with_capacity(page.rows.len());
-        for (seq, kind, body) in page.rows {
+        let mut changes = Vec::new();
+        let mut text = String::new();
+        let page = self.pull_rows(actor, cursor, limit, |seq, kind, body| {
+            text.clear();
+            body.append_to(&mut text)?;
             changes.push(Change {
                 seq,
-                entity: entity_from(kind, &body)?,
+                entity: entity_from(kind, &text)?,
             });
-        }
+            Ok(())
+        })?;
         Ok(PullResponse {
             changes,
             next_cursor: page.next_cursor,
@@ -3683,18 +3766,19 @@ impl Store for SqliteStore {
         // page is spliced, not parsed and re-encoded: the same bytes
         // `serde_json::to_string(&PullResponse)` gives (tested), at a fraction
         // of the cost.
-        let page = self.pull_rows(actor, cursor, limit)?;
-        let size: usize = page.rows.iter().map(|r| r.2.len() + 40).sum();
-        let mut out = String::with_capacity(size + 64);
-        out.push_str("{\"changes\":[");
-        for (i, (seq, kind, body)) in page.rows.iter().enumerate() {
-            if i > 0 {
+        use std::fmt::Write as _;
+        let mut out = String::from("{\"changes\":[");
+        let mut first = true;
+        let page = self.pull_rows(actor, cursor, limit, |seq, kind, body| {
+            if !first {
                 out.push(',');
             }
-            use std::fmt::Write as _;
-            let _ = write!(out, "{{\"seq\":{seq},\"entity\":{{\"{kind}\":{body}}}}}");
-        }
-        use std::fmt::Write as _;
+            first = false;
+            let _ = write!(out, "{{\"seq\":{seq},\"entity\":{{\"{kind}\":");
+            body.append_to(&mut out)?;
+            out.push_str("}}");
+            Ok(())
+        })?;
         let _ = write!(
             out,
             "],\"next_cursor\":{},\"has_more\":{}}}",
