@@ -789,7 +789,8 @@ fn put_entity(conn: &Connection, seq: u64, e: &Entity, owner_override: Option<Uu
     Ok(())
 }
 
-/// A pull page before encoding: `(seq, kind, payload JSON)` rows.
+/// Where a pull page ends: the cursor to ask from next, and whether more
+/// follows (its rows went to [`SqliteStore::pull_rows`]'s `emit`).
 struct RawPage {
     next_cursor: u64,
     has_more: bool,
@@ -1108,9 +1109,9 @@ impl SqliteStore {
         Ok(Some(rubric))
     }
 
-    /// One pull page as stored JSON bodies the caller may see, in seq order.
-    /// The changes after `cursor` that `actor` may see, at most `limit` of
-    /// them (never splitting one seq), each handed to `emit` in order.
+    /// One pull page: the changes after `cursor` that `actor` may see, at
+    /// most `limit` of them (never splitting one seq), each handed to `emit`
+    /// in seq order as stored (see [`RowBody`]).
     fn pull_rows(
         &self,
         actor: &Principal,
