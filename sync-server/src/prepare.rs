@@ -11,7 +11,7 @@
 //! sheet's `revision`), which only the writer knows. So the snapshot is
 //! encoded and compressed with a placeholder number where the seq goes, and
 //! the writer stores that with the seq beside it (see [`seq_frame`]); reading
-//! a stored body puts the seq in place ([`fill`]). What is prepared is a
+//! a stored body puts the seq in place ([`fill_into`]). What is prepared is a
 //! guess: the writer uses it only when the sheet turns out to be new (see
 //! `set_answers` in `sqlite.rs`) and otherwise takes the ordinary path, which
 //! makes every check again.
@@ -65,15 +65,9 @@ fn holes(json: &str) -> Vec<usize> {
         .collect()
 }
 
-/// A template's JSON with `seq` in place of the placeholder: the same text
-/// as encoding the sheet with `seq` (a property test holds it to that).
-pub(crate) fn fill(json: &str, seq: u64) -> String {
-    let mut out = String::with_capacity(json.len());
-    fill_into(json, seq, &mut out);
-    out
-}
-
-/// [`fill`] appended to `out`.
+/// Appends a template's JSON to `out` with `seq` in place of the
+/// placeholder: the same text as encoding the sheet with `seq` (a property
+/// test holds it to that).
 pub(crate) fn fill_into(json: &str, seq: u64, out: &mut String) {
     let digits = seq.to_string();
     let mut from = 0;
@@ -425,7 +419,9 @@ mod tests {
             expected.answers = first_answers(&e, seq, device);
             expected.revision = seq;
             let json = serde_json::to_string(&expected).unwrap();
-            prop_assert_eq!(&fill(prepared.json(), seq), &json);
+            let mut filled = String::new();
+            fill_into(prepared.json(), seq, &mut filled);
+            prop_assert_eq!(&filled, &json);
             let stored = seq_frame(seq, b"packed");
             prop_assert_eq!(split_seq_frame(&stored), Some((seq, &b"packed"[..])));
         }

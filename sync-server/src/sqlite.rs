@@ -462,15 +462,14 @@ fn store_body(json: String) -> Result<rusqlite::types::Value> {
 /// with this thread's reused context; a new sheet's body, compressed before
 /// its seq was known, gets its seq in place (see `prepare.rs`).
 pub fn unpack_body(b: &[u8]) -> std::io::Result<Vec<u8>> {
-    if let Some((seq, packed)) = crate::prepare::split_seq_frame(b) {
-        let template = String::from_utf8(unpack_frame(packed)?).map_err(std::io::Error::other)?;
-        return Ok(crate::prepare::fill(&template, seq).into_bytes());
-    }
-    unpack_frame(b)
+    let mut out = String::new();
+    unpack_body_into(b, &mut out)?;
+    Ok(out.into_bytes())
 }
 
-/// [`unpack_body`] appended to `out`, through a buffer kept by the thread
-/// instead of two new strings per body (a pull page unpacks hundreds).
+/// [`unpack_body`] appended to `out` (bodies are JSON, so UTF-8, checked
+/// once), through a buffer kept by the thread instead of new strings per
+/// body (a pull page unpacks hundreds).
 fn unpack_body_into(b: &[u8], out: &mut String) -> std::io::Result<()> {
     thread_local! {
         static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -493,13 +492,6 @@ fn unpack_body_into(b: &[u8], out: &mut String) -> std::io::Result<()> {
         }
         Ok(())
     })
-}
-
-/// One zstd frame with its size, decompressed.
-fn unpack_frame(b: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    unpack_frame_into(b, &mut out)?;
-    Ok(out)
 }
 
 /// One zstd frame with its size, decompressed into `out` (replacing what it held).
@@ -545,10 +537,9 @@ impl rusqlite::types::FromSql for StoredBody {
                 .map(|s| StoredBody(s.to_owned()))
                 .map_err(|e| FromSqlError::Other(Box::new(e))),
             ValueRef::Blob(b) => {
-                let bytes = unpack_body(b).map_err(|e| FromSqlError::Other(Box::new(e)))?;
-                String::from_utf8(bytes)
-                    .map(StoredBody)
-                    .map_err(|e| FromSqlError::Other(Box::new(e)))
+                let mut text = String::new();
+                unpack_body_into(b, &mut text).map_err(|e| FromSqlError::Other(Box::new(e)))?;
+                Ok(StoredBody(text))
             }
             _ => Err(FromSqlError::InvalidType),
         }
