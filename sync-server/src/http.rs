@@ -34,7 +34,7 @@ use tracing::Level;
 use uuid::Uuid;
 
 use crate::error::{ApiError, Error, Result};
-use crate::store::{Principal, Store};
+use crate::store::{Principal, PushTiming, Store};
 
 /// The OpenAPI 3 document served at [`paths::OPENAPI`] (hand-maintained).
 pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
@@ -343,7 +343,10 @@ pub fn router(state: AppState) -> Router {
         .route(paths::LOGIN, post(login))
         .route(paths::ENROL, post(enrol))
         .route(paths::ME, get(me))
-        .route(paths::PUSH, post(push))
+        .route(
+            paths::PUSH,
+            post(push).route_layer(axum::middleware::from_fn(stamp_arrival)),
+        )
         .route(paths::PULL, get(pull))
         .route(
             &att,
@@ -468,14 +471,64 @@ async fn me(Auth(p): Auth) -> impl IntoResponse {
     axum::Json(serde_json::json!({ "user": p.user, "device_id": p.device_id }))
 }
 
+/// When a request reached its route, before its extractors ran (see
+/// [`server_timing`]).
+#[derive(Debug, Clone, Copy)]
+struct Arrived(Instant);
+
+async fn stamp_arrival(mut req: Request, next: axum::middleware::Next) -> Response {
+    req.extensions_mut().insert(Arrived(Instant::now()));
+    next.run(req).await
+}
+
+/// A push's `Server-Timing` header (milliseconds, in the order they are
+/// spent): `body` authenticating and reading the body, `queue` waiting for
+/// a blocking thread, the store's `read`, `prepare` and `write` (see
+/// [`PushTiming`]), and `total` from arrival to the answer (before the
+/// answer is compressed and sent).
+fn server_timing(body: Duration, queue: Duration, t: &PushTiming, total: Duration) -> HeaderValue {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let text = format!(
+        "body;dur={:.3}, queue;dur={:.3}, read;dur={:.3}, prepare;dur={:.3}, write;dur={:.3}, total;dur={:.3}",
+        ms(body),
+        ms(queue),
+        ms(t.read),
+        ms(t.prepare),
+        ms(t.write),
+        ms(total)
+    );
+    HeaderValue::from_str(&text).expect("ascii")
+}
+
+/// The `(name, milliseconds)` pairs of a `Server-Timing` header as
+/// [`server_timing`] writes it (entries without a `dur` are skipped).
+pub fn parse_server_timing(header: &str) -> Vec<(String, f64)> {
+    header
+        .split(',')
+        .filter_map(|entry| {
+            let mut parts = entry.split(';').map(str::trim);
+            let name = parts.next()?.to_owned();
+            let dur = parts.find_map(|p| p.strip_prefix("dur="))?.parse().ok()?;
+            Some((name, dur))
+        })
+        .collect()
+}
+
 async fn push(
     State(state): State<AppState>,
+    arrived: Option<axum::Extension<Arrived>>,
     Auth(p): Auth,
     RawBody(body): RawBody,
 ) -> Result<Response> {
+    let handled = Instant::now();
+    let arrived = arrived.map_or(handled, |a| a.0.0);
     // Decoded by the store, off this runtime thread (a push of 100 sheets is
     // ~340 KB of JSON; see `Store::push_body`).
-    let resp = blocking(&state, move |s| s.push_body(p, body)).await?;
+    let (resp, timing, queued) = blocking(&state, move |s| {
+        let queued = handled.elapsed();
+        s.push_body(p, body).map(|(r, t)| (r, t, queued))
+    })
+    .await?;
     if state.fault_exit_after_commit && !resp.results.is_empty() {
         // Die the way a power cut or the OOM killer does: SIGKILL, no unwinding,
         // no flush; exit code 86 only if `kill` itself is unavailable.
@@ -485,7 +538,11 @@ async fn push(
             .status();
         std::process::exit(86);
     }
-    Ok(axum::Json(resp).into_response())
+    let mut out = axum::Json(resp).into_response();
+    let timing = server_timing(handled - arrived, queued, &timing, arrived.elapsed());
+    out.headers_mut()
+        .insert(HeaderName::from_static("server-timing"), timing);
+    Ok(out)
 }
 
 #[derive(Deserialize)]

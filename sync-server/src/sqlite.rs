@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::prepare::{NewSheet, PrepareCtx, Prepared, first_answers, prepare_all};
 use crate::sheet_cache::SheetCache;
 use crate::store::{
-    AuditEntry, DeviceInfo, PageJson, Principal, QuarantineEntry, RubricSummary, Store,
+    AuditEntry, DeviceInfo, PageJson, Principal, PushTiming, QuarantineEntry, RubricSummary, Store,
 };
 
 /// Append-only: never edit a shipped migration, add a new one.
@@ -3662,7 +3662,11 @@ impl Store for SqliteStore {
     /// Decodes the push on two threads when it is large (each mutation apart:
     /// the body is first split into its mutations' texts), with the rest of
     /// what is prepared before the writer lock.
-    fn push_body(&self, actor: Principal, body: axum::body::Bytes) -> Result<PushResponse> {
+    fn push_body(
+        &self,
+        actor: Principal,
+        body: axum::body::Bytes,
+    ) -> Result<(PushResponse, PushTiming)> {
         #[derive(serde::Deserialize)]
         struct RawPush<'a> {
             protocol: u32,
@@ -3674,11 +3678,20 @@ impl Store for SqliteStore {
         // The whole body decoded at once: for a push this cannot take, with
         // the error a decoded push gets (a malformed mutation named first,
         // then the protocol, then the size).
-        let whole = |actor| -> Result<PushResponse> {
-            let req: PushRequest = crate::body::decode(&body)?;
-            self.push_owned(actor, req)
-        };
         let started = std::time::Instant::now();
+        let whole = |actor| -> Result<(PushResponse, PushTiming)> {
+            let req: PushRequest = crate::body::decode(&body)?;
+            let read = started.elapsed();
+            let resp = self.push_owned(actor, req)?;
+            Ok((
+                resp,
+                PushTiming {
+                    read,
+                    prepare: std::time::Duration::ZERO,
+                    write: started.elapsed() - read,
+                },
+            ))
+        };
         let Ok(raw) = serde_json::from_slice::<RawPush<'_>>(&body) else {
             return whole(actor);
         };
@@ -3720,18 +3733,24 @@ impl Store for SqliteStore {
             protocol,
             mutations,
         };
-        let r = self.enqueue(actor, req, preps);
-        // Where a push's time went (RUST_LOG=ocop_sync_server=debug): read
-        // into its mutations' texts, prepared, then waiting for and in the
-        // writer (see `docs/sync-protocol.md`, "Measured performance").
+        let r = self.enqueue(actor, req, preps)?;
+        let timing = PushTiming {
+            read: split_in,
+            prepare: prepared_in - split_in,
+            write: started.elapsed() - prepared_in,
+        };
+        // Where a push's time went (RUST_LOG=ocop_sync_server=debug; also in
+        // the response's Server-Timing header): read into its mutations'
+        // texts, prepared, then waiting for and in the writer (see
+        // `docs/sync-protocol.md`, "Measured performance").
         tracing::debug!(
             mutations = n,
-            split_us = split_in.as_micros() as u64,
-            prepare_us = (prepared_in - split_in).as_micros() as u64,
-            write_us = (started.elapsed() - prepared_in).as_micros() as u64,
+            split_us = timing.read.as_micros() as u64,
+            prepare_us = timing.prepare.as_micros() as u64,
+            write_us = timing.write.as_micros() as u64,
             "push timing"
         );
-        r
+        Ok((r, timing))
     }
 
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse> {

@@ -166,9 +166,24 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::push_owned`] of a request body as it came: a backend may
     /// decode it on several threads. A body that does not decode is refused
     /// as [`crate::body::decode`] refuses it.
-    fn push_body(&self, actor: Principal, body: axum::body::Bytes) -> Result<PushResponse> {
+    /// Also says where the push's time went ([`PushTiming`]).
+    fn push_body(
+        &self,
+        actor: Principal,
+        body: axum::body::Bytes,
+    ) -> Result<(PushResponse, PushTiming)> {
+        let started = std::time::Instant::now();
         let req: PushRequest = crate::body::decode(&body)?;
-        self.push_owned(actor, req)
+        let read = started.elapsed();
+        let resp = self.push_owned(actor, req)?;
+        Ok((
+            resp,
+            PushTiming {
+                read,
+                prepare: std::time::Duration::ZERO,
+                write: started.elapsed() - read,
+            },
+        ))
     }
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse>;
     /// [`Store::pull`] encoded as JSON (what the HTTP layer sends), with the
@@ -200,6 +215,19 @@ pub trait Store: Send + Sync + 'static {
     fn sheet_revisions(&self, actor: &Principal, sheet_id: Uuid) -> Result<Vec<SheetState>>;
     /// Row count of every table (tests check "the database is unchanged").
     fn table_counts(&self) -> Result<BTreeMap<String, u64>>;
+}
+
+/// Where one push's time went inside the store, in the order it is spent;
+/// the HTTP layer sends it as a `Server-Timing` header (the sync benchmark
+/// reads it to say which step of a push is slow).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PushTiming {
+    /// Reading the body into its mutations.
+    pub read: std::time::Duration,
+    /// Work done before the writer (zero for a backend that does none).
+    pub prepare: std::time::Duration,
+    /// Waiting for the writer and writing, commit included.
+    pub write: std::time::Duration,
 }
 
 /// A pull page as JSON (a [`PullResponse`]) and the two fields of it that the

@@ -1541,6 +1541,61 @@ async fn a_large_push_with_one_malformed_mutation_is_refused_whole_naming_where(
     );
 }
 
+/// Every push answer says where its time went on the server, in the order
+/// it was spent, so a slow push can be explained from the outside (the sync
+/// benchmark reports these): a push large enough to be prepared before the
+/// writer shows that step, and the total covers the steps inside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_answer_says_where_its_time_went_in_server_timing() {
+    use ocop_shared::wire::{PROTOCOL_VERSION, PushRequest};
+    let w = world().await;
+    let m = w.member(0);
+    let mutations: Vec<_> = (0..w.demo.products.len())
+        .map(|p| {
+            let mut answers = full_answers(&rubric_of(&w, p), p);
+            for a in &mut answers {
+                a.answer.note = "ghi chú của thành viên hội đồng ".repeat(10);
+            }
+            m.mutation(set_answers(&w, p, Uuid::now_v7(), answers))
+        })
+        .collect();
+    let text = serde_json::to_vec(&PushRequest {
+        protocol: PROTOCOL_VERSION,
+        mutations,
+    })
+    .unwrap();
+    let r = m
+        .raw(reqwest::Method::POST, paths::PUSH)
+        .await
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let header = r
+        .headers()
+        .get("server-timing")
+        .expect("a push answer has a Server-Timing header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let t = ocop_sync_server::http::parse_server_timing(&header);
+    let names: Vec<&str> = t.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["body", "queue", "read", "prepare", "write", "total"],
+        "{header}"
+    );
+    let dur = |name: &str| t.iter().find(|(n, _)| n == name).unwrap().1;
+    assert!(t.iter().all(|(_, d)| *d >= 0.0), "{header}");
+    assert!(dur("prepare") > 0.0, "a large push is prepared: {header}");
+    assert!(dur("write") > 0.0, "{header}");
+    // Each figure is rounded to a microsecond.
+    let inside = dur("body") + dur("queue") + dur("read") + dur("prepare") + dur("write");
+    assert!(dur("total") + 0.006 >= inside, "{header}");
+}
+
 /// A push the server cannot take whole is refused before anything of it is
 /// prepared or stored, with the error a decoded push got: a malformed
 /// mutation is named first, then the protocol, then the size.

@@ -92,6 +92,51 @@ struct Row {
     /// Where the phase's CPU went (the phases that move N sheets).
     #[serde(skip_serializing_if = "Option::is_none")]
     cpu: Option<CpuUse>,
+    /// Where one push's wall time went, mean ms per push: the server's
+    /// `Server-Timing` steps in the order spent, then `device`, the whole
+    /// exchange as the device saw it (the pushing phases).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    push_steps: Vec<Step>,
+}
+
+/// One step of [`Row::push_steps`].
+#[derive(Debug, Clone, serde::Serialize)]
+struct Step {
+    step: String,
+    ms: f64,
+}
+
+/// Sums of the pushes' steps, for [`Row::push_steps`].
+#[derive(Default)]
+struct StepSums {
+    pushes: usize,
+    sums: Vec<(String, f64)>,
+}
+
+impl StepSums {
+    fn add(&mut self, timing: &[(String, f64)], device: Duration) {
+        self.pushes += 1;
+        for (name, d) in timing
+            .iter()
+            .cloned()
+            .chain([("device".to_owned(), ms(device))])
+        {
+            match self.sums.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, sum)) => *sum += d,
+                None => self.sums.push((name, d)),
+            }
+        }
+    }
+
+    fn means(&self) -> Vec<Step> {
+        self.sums
+            .iter()
+            .map(|(step, sum)| Step {
+                step: step.clone(),
+                ms: sum / self.pushes.max(1) as f64,
+            })
+            .collect()
+    }
 }
 
 /// CPU used during a phase: by the server process, by this one (the
@@ -248,6 +293,16 @@ impl Client {
     }
 
     async fn push(&self, token: &str, body: Vec<u8>) -> (PushResponse, u64, u64) {
+        let (r, up, down, _) = self.push_timed(token, body).await;
+        (r, up, down)
+    }
+
+    /// [`Client::push`], with the server's `Server-Timing` steps (ms).
+    async fn push_timed(
+        &self,
+        token: &str,
+        body: Vec<u8>,
+    ) -> (PushResponse, u64, u64, Vec<(String, f64)>) {
         let up = body.len() as u64;
         let r = self
             .http
@@ -259,8 +314,14 @@ impl Client {
             .send()
             .await
             .expect("push");
+        let timing = r
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .map(ocop_sync_server::http::parse_server_timing)
+            .unwrap_or_default();
         let (v, down) = decode(r).await;
-        (v, up, down)
+        (v, up, down, timing)
     }
 
     async fn pull(&self, token: &str, cursor: u64) -> (PullResponse, u64) {
@@ -395,6 +456,7 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
         server_peak_rss_mb: rss,
         note,
         cpu: None,
+        push_steps: Vec::new(),
     };
 
     // Push N: each member device sends its sheets (one per product) in batches of 100.
@@ -417,8 +479,11 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
     let cpu = CpuMark::now(&server);
     let t = Instant::now();
     let (mut up, mut down) = (0, 0);
+    let mut steps = StepSums::default();
     for (m, b) in &bodies {
-        let (r, u, d) = c.push(&s.members[*m], b.clone()).await;
+        let sent = Instant::now();
+        let (r, u, d, timing) = c.push_timed(&s.members[*m], b.clone()).await;
+        steps.add(&timing, sent.elapsed());
         assert!(
             r.results
                 .iter()
@@ -439,6 +504,7 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
         format!("~{avg} B of JSON per sheet"),
     ));
     rows.last_mut().expect("row").cpu = Some(cpu.since(&server));
+    rows.last_mut().expect("row").push_steps = steps.means();
     // OCOP_BENCH_PUSH_ONLY=1 stops here: the push phase alone, to profile it.
     if std::env::var_os("OCOP_BENCH_PUSH_ONLY").is_some() {
         return;
@@ -712,21 +778,24 @@ async fn concurrent(devices: usize, per_device: usize, rate: Option<f64>, rows: 
                     at.into_std()
                 }
             };
-            let (r, _, d) = c.push(&token, b).await;
+            let sent = Instant::now();
+            let (r, _, d, timing) = c.push_timed(&token, b).await;
             assert!(
                 r.results
                     .iter()
                     .all(|x| matches!(x.outcome, Outcome::Applied { .. }))
             );
-            (t.elapsed(), d)
+            (t.elapsed(), d, timing, sent.elapsed())
         }));
     }
     let mut lat = Vec::new();
     let mut down = 0;
+    let mut steps = StepSums::default();
     for t in tasks {
-        let (l, d) = t.await.expect("task");
+        let (l, d, timing, exchange) = t.await.expect("task");
         lat.push(l);
         down += d;
+        steps.add(&timing, exchange);
     }
     let el = t.elapsed();
     lat.sort();
@@ -747,6 +816,7 @@ async fn concurrent(devices: usize, per_device: usize, rate: Option<f64>, rows: 
         server_peak_rss_mb: server.peak_rss_mb(),
         note: format!("latency p50 {:.1} ms, p99 {:.1} ms", p(0.5), p(0.99)),
         cpu: Some(cpu.since(&server)),
+        push_steps: steps.means(),
     });
 }
 
@@ -817,6 +887,17 @@ async fn bench_main() {
                     )
                 }
                 _ => r.note.clone(),
+            } + &if r.push_steps.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; per push (ms): {}",
+                    r.push_steps
+                        .iter()
+                        .map(|s| format!("{} {:.2}", s.step, s.ms))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             }
         );
     }
