@@ -413,23 +413,24 @@ impl Device {
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
         // One page ahead: as soon as a page's headers name the next cursor,
-        // the next page is asked for, so the server prepares it while this
-        // one is decoded and stored. The body decides: a prefetch for a
-        // cursor the body does not confirm is dropped and asked for again.
+        // the next page is asked for, so the server prepares it, and this
+        // device decodes it on its own task, while this one is decoded and
+        // stored. The body decides: a prefetch for a cursor the body does not
+        // confirm is dropped and asked for again.
         let mut ahead: Option<(u64, Prefetch)> = None;
         loop {
             self.progress(Phase::Downloading, report.pulled_changes, None);
             report.pull_requests += 1;
-            let started = match ahead.take() {
-                Some((c, p)) if c == cursor => p.wait().await,
-                _ => api.pull_start(cursor, DEFAULT_PULL_LIMIT).await,
-            }
-            .map_err(Stop::Net)?;
-            ahead = started
-                .next()
+            let mut current = match ahead.take() {
+                Some((c, p)) if c == cursor => p,
+                _ => Prefetch::start(api, cursor),
+            };
+            ahead = current
+                .next_hint()
+                .await
                 .filter(|&c| c > cursor)
                 .map(|c| (c, Prefetch::start(api, c)));
-            let page = started.page().await.map_err(Stop::Net)?;
+            let page = current.page().await.map_err(Stop::Net)?;
             if page.has_more && page.next_cursor <= cursor {
                 return Err(Stop::Net(Failure::Transient(
                     "the server's pull cursor did not advance".into(),
@@ -912,20 +913,47 @@ impl SyncLoop {
     }
 }
 
-/// The next pull page, asked for while the current one is stored. Dropping
-/// it (an error, a sign-out, a cursor the body did not confirm) aborts it.
-struct Prefetch(JoinHandle<Result<PullStart, Failure>>);
+/// A pull page in flight on its own task: the request, then the next
+/// cursor its headers name (told at once, so the page after it can be asked
+/// for), then its body read and decoded. Dropping it (an error, a sign-out,
+/// a cursor the body did not confirm) aborts it.
+struct Prefetch {
+    hint: Option<tokio::sync::oneshot::Receiver<Option<u64>>>,
+    task: JoinHandle<Result<PullResponse, Failure>>,
+}
 
 impl Prefetch {
     fn start(api: &Api, cursor: u64) -> Prefetch {
         let api = api.clone();
-        Prefetch(tokio::spawn(async move {
-            api.pull_start(cursor, DEFAULT_PULL_LIMIT).await
-        }))
+        let (tell, hint) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let started: PullStart = match api.pull_start(cursor, DEFAULT_PULL_LIMIT).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tell.send(None);
+                    return Err(e);
+                }
+            };
+            let _ = tell.send(started.next());
+            started.page().await
+        });
+        Prefetch {
+            hint: Some(hint),
+            task,
+        }
     }
 
-    async fn wait(mut self) -> Result<PullStart, Failure> {
-        match (&mut self.0).await {
+    /// The next page's cursor, once this page's headers are in (`None`:
+    /// they name none, or the request failed: the page says why).
+    async fn next_hint(&mut self) -> Option<u64> {
+        match self.hint.take() {
+            Some(h) => h.await.ok().flatten(),
+            None => None,
+        }
+    }
+
+    async fn page(mut self) -> Result<PullResponse, Failure> {
+        match (&mut self.task).await {
             Ok(r) => r,
             Err(e) => Err(Failure::Transient(format!("the page request stopped: {e}"))),
         }
@@ -934,6 +962,6 @@ impl Prefetch {
 
 impl Drop for Prefetch {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }

@@ -393,24 +393,23 @@ fn body(mutations: Vec<Mutation>) -> Vec<u8> {
     .expect("encode")
 }
 
-/// Pulls like the app does (`app/src/sync.rs`): the next page is asked for
-/// as soon as a page's headers name its cursor, before this page is decoded.
+/// Pulls like the app does (`app/src/sync.rs`): each page is fetched and
+/// decoded by a task of its own; as soon as a page's headers name the next
+/// cursor, the next page's task starts, so the next page is prepared by the
+/// server and decoded while this one is still being decoded (the app: stored).
 async fn pull_all(c: &Client, token: &str, from: u64) -> (usize, u64, u64, u64) {
     let (mut cursor, mut sheets, mut requests, mut bytes) = (from, 0usize, 0u64, 0u64);
-    let mut ahead: Option<(u64, tokio::task::JoinHandle<reqwest::Response>)> = None;
+    let mut ahead: Option<(u64, Prefetch)> = None;
     loop {
-        let r = match ahead.take() {
-            Some((at, h)) if at == cursor => h.await.expect("prefetch"),
-            _ => c.pull_start(token, cursor).await,
+        let mut current = match ahead.take() {
+            Some((at, p)) if at == cursor => p,
+            _ => Prefetch::start(c, token, cursor),
         };
-        ahead = next_from_headers(&r).map(|at| {
-            let (c, token) = (c.clone(), token.to_owned());
-            (
-                at,
-                tokio::spawn(async move { c.pull_start(&token, at).await }),
-            )
-        });
-        let (page, n): (PullResponse, u64) = decode(r).await;
+        ahead = current
+            .next_hint()
+            .await
+            .map(|at| (at, Prefetch::start(c, token, at)));
+        let (page, n) = current.page().await;
         requests += 1;
         bytes += n;
         sheets += page
@@ -423,6 +422,40 @@ async fn pull_all(c: &Client, token: &str, from: u64) -> (usize, u64, u64, u64) 
             assert!(ahead.is_none(), "the headers said there was more");
             return (sheets, requests, bytes, cursor);
         }
+    }
+}
+
+/// One pull page in flight: the next cursor its headers name arrives
+/// first, then the decoded page (as `app/src/sync.rs` does it).
+struct Prefetch {
+    hint: Option<tokio::sync::oneshot::Receiver<Option<u64>>>,
+    page: tokio::task::JoinHandle<(PullResponse, u64)>,
+}
+
+impl Prefetch {
+    fn start(c: &Client, token: &str, cursor: u64) -> Prefetch {
+        let (tell, hint) = tokio::sync::oneshot::channel();
+        let (c, token) = (c.clone(), token.to_owned());
+        let page = tokio::spawn(async move {
+            let r = c.pull_start(&token, cursor).await;
+            let _ = tell.send(next_from_headers(&r));
+            decode(r).await
+        });
+        Prefetch {
+            hint: Some(hint),
+            page,
+        }
+    }
+
+    async fn next_hint(&mut self) -> Option<u64> {
+        match self.hint.take() {
+            Some(h) => h.await.ok().flatten(),
+            None => None,
+        }
+    }
+
+    async fn page(self) -> (PullResponse, u64) {
+        self.page.await.expect("pull task")
     }
 }
 
