@@ -3679,19 +3679,7 @@ impl Store for SqliteStore {
         // the error a decoded push gets (a malformed mutation named first,
         // then the protocol, then the size).
         let started = std::time::Instant::now();
-        let whole = |actor| -> Result<(PushResponse, PushTiming)> {
-            let req: PushRequest = crate::body::decode(&body)?;
-            let read = started.elapsed();
-            let resp = self.push_owned(actor, req)?;
-            Ok((
-                resp,
-                PushTiming {
-                    read,
-                    prepare: std::time::Duration::ZERO,
-                    write: started.elapsed() - read,
-                },
-            ))
-        };
+        let whole = |actor| crate::store::push_decoded(self, actor, &body, started);
         let Ok(raw) = serde_json::from_slice::<RawPush<'_>>(&body) else {
             return whole(actor);
         };

@@ -172,18 +172,7 @@ pub trait Store: Send + Sync + 'static {
         actor: Principal,
         body: axum::body::Bytes,
     ) -> Result<(PushResponse, PushTiming)> {
-        let started = std::time::Instant::now();
-        let req: PushRequest = crate::body::decode(&body)?;
-        let read = started.elapsed();
-        let resp = self.push_owned(actor, req)?;
-        Ok((
-            resp,
-            PushTiming {
-                read,
-                prepare: std::time::Duration::ZERO,
-                write: started.elapsed() - read,
-            },
-        ))
+        push_decoded(self, actor, &body, std::time::Instant::now())
     }
     fn pull(&self, actor: &Principal, cursor: u64, limit: usize) -> Result<PullResponse>;
     /// [`Store::pull`] encoded as JSON (what the HTTP layer sends), with the
@@ -215,6 +204,28 @@ pub trait Store: Send + Sync + 'static {
     fn sheet_revisions(&self, actor: &Principal, sheet_id: Uuid) -> Result<Vec<SheetState>>;
     /// Row count of every table (tests check "the database is unchanged").
     fn table_counts(&self) -> Result<BTreeMap<String, u64>>;
+}
+
+/// A push body decoded whole, then [`Store::push_owned`], timed from
+/// `started`: what [`Store::push_body`] does for a backend that prepares
+/// nothing, and the fallback of one that does.
+pub(crate) fn push_decoded<S: Store + ?Sized>(
+    store: &S,
+    actor: Principal,
+    body: &[u8],
+    started: std::time::Instant,
+) -> Result<(PushResponse, PushTiming)> {
+    let req: PushRequest = crate::body::decode(body)?;
+    let read = started.elapsed();
+    let resp = store.push_owned(actor, req)?;
+    Ok((
+        resp,
+        PushTiming {
+            read,
+            prepare: std::time::Duration::ZERO,
+            write: started.elapsed() - read,
+        },
+    ))
 }
 
 /// Where one push's time went inside the store, in the order it is spent;

@@ -1484,6 +1484,21 @@ async fn pull_headers_repeat_the_body_cursor_on_every_page() {
     );
 }
 
+/// A new sheet of every demo product for `m`, each answer with a long
+/// note: a push large enough to be read on two threads (see
+/// `Store::push_body`).
+fn large_push(w: &World, m: &Device) -> Vec<ocop_shared::wire::Mutation> {
+    (0..w.demo.products.len())
+        .map(|p| {
+            let mut answers = full_answers(&rubric_of(w, p), p);
+            for a in &mut answers {
+                a.answer.note = "ghi chú của thành viên hội đồng ".repeat(10);
+            }
+            m.mutation(set_answers(w, p, Uuid::now_v7(), answers))
+        })
+        .collect()
+}
+
 /// A push large enough to be read on two threads (see `Store::push_body`):
 /// one malformed mutation in it refuses it whole, naming where, the way a
 /// small push is refused, and nothing of it is stored; the same push without
@@ -1493,15 +1508,7 @@ async fn a_large_push_with_one_malformed_mutation_is_refused_whole_naming_where(
     use ocop_shared::wire::{PROTOCOL_VERSION, PushRequest};
     let w = world().await;
     let m = w.member(0);
-    let mutations: Vec<_> = (0..w.demo.products.len())
-        .map(|p| {
-            let mut answers = full_answers(&rubric_of(&w, p), p);
-            for a in &mut answers {
-                a.answer.note = "ghi chú của thành viên hội đồng ".repeat(10);
-            }
-            m.mutation(set_answers(&w, p, Uuid::now_v7(), answers))
-        })
-        .collect();
+    let mutations = large_push(&w, m);
     let mut body = serde_json::to_value(PushRequest {
         protocol: PROTOCOL_VERSION,
         mutations: mutations.clone(),
@@ -1550,15 +1557,7 @@ async fn push_answer_says_where_its_time_went_in_server_timing() {
     use ocop_shared::wire::{PROTOCOL_VERSION, PushRequest};
     let w = world().await;
     let m = w.member(0);
-    let mutations: Vec<_> = (0..w.demo.products.len())
-        .map(|p| {
-            let mut answers = full_answers(&rubric_of(&w, p), p);
-            for a in &mut answers {
-                a.answer.note = "ghi chú của thành viên hội đồng ".repeat(10);
-            }
-            m.mutation(set_answers(&w, p, Uuid::now_v7(), answers))
-        })
-        .collect();
+    let mutations = large_push(&w, m);
     let text = serde_json::to_vec(&PushRequest {
         protocol: PROTOCOL_VERSION,
         mutations,

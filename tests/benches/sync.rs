@@ -29,7 +29,7 @@ use ocop_shared::wire::*;
 use ocop_sync_server::Options;
 use uuid::Uuid;
 
-use ocop_tests::load::{ADMIN_PASSWORD, full_sheet, setup};
+use ocop_tests::load::{ADMIN_PASSWORD, full_sheet, member_sheets, setup};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -494,19 +494,7 @@ async fn phases(n: usize, rows: &mut Vec<Row>) {
 
     // Push N: each member device sends its sheets (one per product) in batches of 100.
     let bodies: Vec<(usize, Vec<u8>)> = (0..members)
-        .map(|m| {
-            let muts = s
-                .products
-                .iter()
-                .enumerate()
-                .map(|(p, prod)| Mutation {
-                    id: p as u64 + 1,
-                    client_time: None,
-                    op: full_sheet(&s.rubric, prod, m * 7 + p),
-                })
-                .collect();
-            (m, body(muts))
-        })
+        .map(|m| (m, body(member_sheets(&s, m))))
         .collect();
     let avg = bodies.iter().map(|(_, b)| b.len()).sum::<usize>() / n;
     let cpu = CpuMark::now(&server);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ocop_shared::wire::*;
 use ocop_sync_server::Options;
-use ocop_tests::load::{ADMIN_PASSWORD, full_sheet, setup};
+use ocop_tests::load::{ADMIN_PASSWORD, member_sheets, setup};
 
 fn main() {
     let repeats: usize = std::env::args()
@@ -49,16 +49,7 @@ fn main() {
             .map(|m| {
                 let req = PushRequest {
                     protocol: PROTOCOL_VERSION,
-                    mutations: s
-                        .products
-                        .iter()
-                        .enumerate()
-                        .map(|(p, prod)| Mutation {
-                            id: p as u64 + 1,
-                            client_time: None,
-                            op: full_sheet(&s.rubric, prod, m * 7 + p),
-                        })
-                        .collect(),
+                    mutations: member_sheets(&s, m),
                 };
                 (
                     s.members[m].clone(),

@@ -133,6 +133,20 @@ pub fn setup(dir: &Path, members: usize, products: usize) -> Setup {
     }
 }
 
+/// Member `m`'s new sheet of every product of `s`, as the benchmark
+/// pushes them (mutation ids from 1, one per product in order).
+pub fn member_sheets(s: &Setup, m: usize) -> Vec<Mutation> {
+    s.products
+        .iter()
+        .enumerate()
+        .map(|(p, prod)| Mutation {
+            id: p as u64 + 1,
+            client_time: None,
+            op: full_sheet(&s.rubric, prod, m * 7 + p),
+        })
+        .collect()
+}
+
 /// A new sheet of `product` with every criterion answered and noted.
 pub fn full_sheet(rubric: &Rubric, product: &ProductInfo, seed: usize) -> Op {
     let answers = rubric

@@ -8,11 +8,10 @@ use std::collections::BTreeMap;
 
 use ocop_app::Device;
 use ocop_shared::wire::{
-    DEFAULT_PULL_LIMIT, EnrolmentCodeRequest, Entity, Mutation, PROTOCOL_VERSION, PushRequest,
-    SheetState,
+    DEFAULT_PULL_LIMIT, EnrolmentCodeRequest, Entity, PROTOCOL_VERSION, PushRequest, SheetState,
 };
 use ocop_sync_server::{Principal, testing};
-use ocop_tests::load::{full_sheet, setup};
+use ocop_tests::load::{member_sheets, setup};
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,16 +28,7 @@ async fn a_fresh_device_pulling_many_pages_holds_every_sheet_the_server_holds() 
     // never splits one seq, so smaller pushes make pages close to the limit.
     for (m, token) in s.members.iter().enumerate() {
         let who = store.authenticate(token).unwrap().unwrap();
-        let mutations: Vec<Mutation> = s
-            .products
-            .iter()
-            .enumerate()
-            .map(|(p, prod)| Mutation {
-                id: p as u64 + 1,
-                client_time: None,
-                op: full_sheet(&s.rubric, prod, m * 7 + p),
-            })
-            .collect();
+        let mutations = member_sheets(&s, m);
         for chunk in mutations.chunks(50) {
             store
                 .push(
