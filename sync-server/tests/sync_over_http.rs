@@ -1499,6 +1499,17 @@ fn large_push(w: &World, m: &Device) -> Vec<ocop_shared::wire::Mutation> {
         .collect()
 }
 
+/// `text` sent as `m`'s push body, as it is (not re-encoded by the client).
+async fn post_push_text(m: &Device, text: Vec<u8>) -> reqwest::Response {
+    m.raw(reqwest::Method::POST, paths::PUSH)
+        .await
+        .header("content-type", "application/json")
+        .body(text)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A push large enough to be read on two threads (see `Store::push_body`):
 /// one malformed mutation in it refuses it whole, naming where, the way a
 /// small push is refused, and nothing of it is stored; the same push without
@@ -1518,14 +1529,7 @@ async fn a_large_push_with_one_malformed_mutation_is_refused_whole_naming_where(
     let text = serde_json::to_vec(&body).unwrap();
     assert!(text.len() > 64 * 1024, "{} bytes", text.len());
     let before = w.server.state.store.table_counts().unwrap();
-    let r = m
-        .raw(reqwest::Method::POST, paths::PUSH)
-        .await
-        .header("content-type", "application/json")
-        .body(text)
-        .send()
-        .await
-        .unwrap();
+    let r = post_push_text(m, text).await;
     let (status, raw, e) = decode::<ErrorBody>(r).await;
     assert_eq!(status, 400, "{raw}");
     let e = e.unwrap();
@@ -1563,14 +1567,7 @@ async fn push_answer_says_where_its_time_went_in_server_timing() {
         mutations,
     })
     .unwrap();
-    let r = m
-        .raw(reqwest::Method::POST, paths::PUSH)
-        .await
-        .header("content-type", "application/json")
-        .body(text)
-        .send()
-        .await
-        .unwrap();
+    let r = post_push_text(m, text).await;
     assert_eq!(r.status(), 200);
     let header = r
         .headers()

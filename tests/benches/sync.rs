@@ -29,7 +29,7 @@ use ocop_shared::wire::*;
 use ocop_sync_server::Options;
 use uuid::Uuid;
 
-use ocop_tests::load::{ADMIN_PASSWORD, full_sheet, member_sheets, setup};
+use ocop_tests::load::{ADMIN_PASSWORD, member_sheets, setup};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -764,21 +764,7 @@ async fn concurrent(devices: usize, per_device: usize, rate: Option<f64>, rows: 
     let s = tokio::task::block_in_place(|| setup(tmp.path(), devices, per_device));
     let server = start_server(tmp.path()).await;
     let c = Arc::new(Client::new(&server.url));
-    let bodies: Vec<Vec<u8>> = (0..devices)
-        .map(|m| {
-            body(
-                s.products
-                    .iter()
-                    .enumerate()
-                    .map(|(p, prod)| Mutation {
-                        id: p as u64 + 1,
-                        client_time: None,
-                        op: full_sheet(&s.rubric, prod, m + p),
-                    })
-                    .collect(),
-            )
-        })
-        .collect();
+    let bodies: Vec<Vec<u8>> = (0..devices).map(|m| body(member_sheets(&s, m))).collect();
     let up: u64 = bodies.iter().map(|b| b.len() as u64).sum();
     let start = Arc::new(tokio::sync::Barrier::new(devices));
     let gap = rate.map(|r| Duration::from_secs_f64(per_device as f64 / r));
