@@ -26,7 +26,7 @@ use ocop_shared::wire::{Answer, AnswerEdit, AnswerState, Mutation, Op, SheetKey,
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What is known of one mutation before the writer takes it.
 pub(crate) struct Prepared {
@@ -275,6 +275,60 @@ pub(crate) fn worth_splitting(mutations: &[Mutation]) -> bool {
     answers >= SPLIT_AT_ANSWERS
 }
 
+/// Reads (with `read`) and prepares one item of a push; gives back the
+/// mutation `read` made (not one it borrowed).
+pub(crate) fn prepare_one<'x, R, P>(
+    read: Read<'x>,
+    cx: &PrepareCtx<R, P>,
+) -> Result<(Option<Mutation>, Prepared)>
+where
+    R: Fn(&RubricRef) -> Option<Arc<Rubric>>,
+    P: Fn(&str) -> Result<Vec<u8>>,
+{
+    let (m, hash, text) = read;
+    let sheet = match &m.op {
+        Op::SetAnswers { sheet, answers } => match (cx.rubric)(&sheet.rubric) {
+            Some(r) => match Template::build(sheet, answers, cx.owner, cx.device, &r)? {
+                Some((t, attachments)) => Some(NewSheet {
+                    packed: (cx.pack)(t.json())?,
+                    attachments,
+                }),
+                None => None,
+            },
+            None => None,
+        },
+        _ => None,
+    };
+    // While the push waits for the writer (behind hundreds of others
+    // when hundreds of devices push at once), a new sheet whose snapshot
+    // is prepared keeps its text, about half its decoded answers' size,
+    // instead of the answers: only its first write goes without them.
+    // Done here, on the preparing threads, where freeing the answers
+    // costs the one device pushing nothing (after preparing, it was
+    // ~4% of a 100-sheet push's time).
+    let mut kept = None;
+    let made = match m {
+        Cow::Owned(mut m) => {
+            if sheet.is_some()
+                && let (Some(text), Op::SetAnswers { answers, .. }) = (text, &mut m.op)
+            {
+                *answers = Vec::new();
+                kept = Some(text.into());
+            }
+            Some(m)
+        }
+        Cow::Borrowed(_) => None,
+    };
+    Ok((
+        made,
+        Prepared {
+            hash,
+            sheet,
+            text: kept,
+        },
+    ))
+}
+
 /// Reads (with `read`) and prepares every item of a push, on two threads if
 /// `split`; gives back the mutations `read` made (not those it borrowed).
 pub(crate) fn prepare_all<T, F, R, P>(
@@ -289,50 +343,7 @@ where
     R: Fn(&RubricRef) -> Option<Arc<Rubric>> + Sync,
     P: Fn(&str) -> Result<Vec<u8>> + Sync,
 {
-    let one = |item: &T| -> Result<(Option<Mutation>, Prepared)> {
-        let (m, hash, text) = read(item)?;
-        let sheet = match &m.op {
-            Op::SetAnswers { sheet, answers } => match (cx.rubric)(&sheet.rubric) {
-                Some(r) => match Template::build(sheet, answers, cx.owner, cx.device, &r)? {
-                    Some((t, attachments)) => Some(NewSheet {
-                        packed: (cx.pack)(t.json())?,
-                        attachments,
-                    }),
-                    None => None,
-                },
-                None => None,
-            },
-            _ => None,
-        };
-        // While the push waits for the writer (behind hundreds of others
-        // when hundreds of devices push at once), a new sheet whose snapshot
-        // is prepared keeps its text, about half its decoded answers' size,
-        // instead of the answers: only its first write goes without them.
-        // Done here, on the preparing threads, where freeing the answers
-        // costs the one device pushing nothing (after preparing, it was
-        // ~4% of a 100-sheet push's time).
-        let mut kept = None;
-        let made = match m {
-            Cow::Owned(mut m) => {
-                if sheet.is_some()
-                    && let (Some(text), Op::SetAnswers { answers, .. }) = (text, &mut m.op)
-                {
-                    *answers = Vec::new();
-                    kept = Some(text.into());
-                }
-                Some(m)
-            }
-            Cow::Borrowed(_) => None,
-        };
-        Ok((
-            made,
-            Prepared {
-                hash,
-                sheet,
-                text: kept,
-            },
-        ))
-    };
+    let one = |item: &T| prepare_one(read(item)?, cx);
     let run = |ms: &[T]| ms.iter().map(one).collect::<Result<Vec<_>>>();
     if !split || items.len() < 2 {
         return run(items);
@@ -348,6 +359,118 @@ where
         crate::error::Error::Internal("preparing a push failed on its second thread".into())
     })??);
     Ok(out)
+}
+
+/// A push handed to the writer before it is prepared: its mutations are
+/// read and prepared a few at a time, in order, by a helper thread and by the
+/// writer itself whenever the next mutation it needs is not ready, so the
+/// writer's work on the first sheets overlaps the preparing of the last ones.
+/// One device pushing after another otherwise waits for all of prepare, then
+/// for all of the write, each on one of the machine's two cores (see
+/// `docs/sync-protocol.md`, "Measured performance").
+pub(crate) struct Streamed {
+    body: axum::body::Bytes,
+    /// Where each mutation's JSON stands in `body`.
+    ranges: Vec<std::ops::Range<usize>>,
+    slots: Vec<std::sync::OnceLock<std::result::Result<(Mutation, Prepared), Error>>>,
+    /// The next chunk nobody has claimed yet.
+    next: std::sync::atomic::AtomicUsize,
+    /// Signalled whenever a chunk is filled.
+    filled: (std::sync::Mutex<()>, std::sync::Condvar),
+    /// Nanoseconds [`Streamed::get`] spent preparing or waiting for a
+    /// mutation that was not ready (the push's `prepare` step).
+    waited: std::sync::atomic::AtomicU64,
+}
+
+/// Mutations claimed at once: small, so the writer's first wait is short,
+/// and large enough that claiming costs nothing next to preparing them.
+const STREAM_CHUNK: usize = 8;
+
+impl Streamed {
+    /// The mutations of `body` that stand at `ranges` (each a JSON text).
+    pub fn new(body: axum::body::Bytes, ranges: Vec<std::ops::Range<usize>>) -> Streamed {
+        let slots = ranges.iter().map(|_| std::sync::OnceLock::new()).collect();
+        Streamed {
+            body,
+            ranges,
+            slots,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            filled: (std::sync::Mutex::new(()), std::sync::Condvar::new()),
+            waited: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// How long [`Streamed::get`] prepared or waited for mutations not ready.
+    pub fn waited(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.waited.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Claims the next chunk and prepares it with `prep` (from a mutation's
+    /// JSON text); `false` once every chunk is claimed.
+    pub fn fill_next(&self, prep: &dyn Fn(&str) -> Result<(Mutation, Prepared)>) -> bool {
+        let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let from = k.saturating_mul(STREAM_CHUNK);
+        if from >= self.len() {
+            return false;
+        }
+        let to = (from + STREAM_CHUNK).min(self.len());
+        // Fills (with an error) what a panic left unfilled, and wakes the
+        // waiting writer either way: a claimed chunk is always filled.
+        struct Fill<'a>(&'a Streamed, std::ops::Range<usize>);
+        impl Drop for Fill<'_> {
+            fn drop(&mut self) {
+                for i in self.1.clone() {
+                    let _ = self.0.slots[i].set(Err(Error::Internal(
+                        "preparing this push failed on the server; send it again".into(),
+                    )));
+                }
+                drop(self.0.filled.0.lock().unwrap_or_else(|p| p.into_inner()));
+                self.0.filled.1.notify_all();
+            }
+        }
+        let _fill = Fill(self, from..to);
+        for i in from..to {
+            let made = std::str::from_utf8(&self.body[self.ranges[i].clone()])
+                .map_err(|e| Error::BadRequest(e.to_string()))
+                .and_then(prep);
+            let _ = self.slots[i].set(made);
+        }
+        true
+    }
+
+    /// Mutation `i` and what was prepared of it, preparing chunks with
+    /// `prep` while it is not ready and there are chunks left to claim,
+    /// then waiting for whoever claimed it.
+    pub fn get(
+        &self,
+        i: usize,
+        prep: &dyn Fn(&str) -> Result<(Mutation, Prepared)>,
+    ) -> Result<(&Mutation, &Prepared)> {
+        if self.slots[i].get().is_none() {
+            let from = std::time::Instant::now();
+            while self.slots[i].get().is_none() && self.fill_next(prep) {}
+            let mut g = self.filled.0.lock().unwrap_or_else(|p| p.into_inner());
+            while self.slots[i].get().is_none() {
+                g = self.filled.1.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
+            drop(g);
+            let ns = u64::try_from(from.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.waited
+                .fetch_add(ns, std::sync::atomic::Ordering::Relaxed);
+        }
+        match self.slots[i].get() {
+            Some(Ok((m, p))) => Ok((m, p)),
+            // The error once more (an error is not `Clone`): what the caller
+            // tells apart is a request the server cannot read.
+            Some(Err(Error::BadRequest(e))) => Err(Error::BadRequest(e.clone())),
+            Some(Err(e)) => Err(Error::Internal(e.to_string())),
+            None => Err(Error::Internal("a prepared mutation went missing".into())),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -445,5 +568,108 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// `n` submit mutations as one JSON array body, and where each stands.
+    fn streamed(n: usize) -> Streamed {
+        let mut body = String::from("[");
+        let mut ranges = Vec::new();
+        for id in 0..n {
+            if id > 0 {
+                body.push(',');
+            }
+            let text = serde_json::to_string(&Mutation {
+                id: id as u64,
+                client_time: None,
+                op: Op::Submit {
+                    sheet_id: Uuid::now_v7(),
+                },
+            })
+            .unwrap();
+            ranges.push(body.len()..body.len() + text.len());
+            body.push_str(&text);
+        }
+        body.push(']');
+        Streamed::new(axum::body::Bytes::from(body), ranges)
+    }
+
+    fn decode(text: &str) -> Result<(Mutation, Prepared)> {
+        let m: Mutation =
+            serde_json::from_str(text).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let hash = format!("hash of {}", m.id);
+        Ok((
+            m,
+            Prepared {
+                hash,
+                sheet: None,
+                text: None,
+            },
+        ))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        /// Whatever the helpers manage before the writer asks, the writer
+        /// gets every mutation, in order, each prepared once.
+        #[test]
+        fn a_streamed_push_gives_every_mutation_in_order_prepared_once(
+            n in 1usize..60,
+            helpers in 0usize..3,
+        ) {
+            let s = streamed(n);
+            let calls = std::sync::atomic::AtomicUsize::new(0);
+            let prep = |t: &str| {
+                calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                decode(t)
+            };
+            let got: Vec<(u64, String)> = std::thread::scope(|sc| {
+                for _ in 0..helpers {
+                    sc.spawn(|| while s.fill_next(&prep) {});
+                }
+                (0..n)
+                    .map(|i| {
+                        let (m, p) = s.get(i, &prep).unwrap();
+                        (m.id, p.hash.clone())
+                    })
+                    .collect()
+            });
+            let want: Vec<(u64, String)> =
+                (0..n as u64).map(|id| (id, format!("hash of {id}"))).collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), n);
+        }
+    }
+
+    /// A mutation that does not decode is the writer's `BadRequest` when it
+    /// gets there; those before it are still given.
+    #[test]
+    fn a_streamed_mutation_that_does_not_decode_is_a_bad_request() {
+        let mut body = b"[".to_vec();
+        body.extend_from_slice(br#"{"id":1,"op":{"submit":{"sheet_id":5}}}"#);
+        body.push(b']');
+        let inside = 1..body.len() - 1;
+        let s = Streamed::new(axum::body::Bytes::from(body.clone()), vec![inside]);
+        match s.get(0, &decode) {
+            Err(Error::BadRequest(e)) => assert!(e.contains("invalid type"), "{e}"),
+            other => panic!("{:?}", other.map(|(m, _)| m.id)),
+        }
+    }
+
+    /// A helper that panics while preparing still fills the chunk it
+    /// claimed (with an error), so the writer waiting for it is answered
+    /// instead of waiting forever.
+    #[test]
+    fn a_helper_that_panics_leaves_no_writer_waiting() {
+        let s = streamed(20);
+        let boom = |_: &str| -> Result<(Mutation, Prepared)> { panic!("preparing failed") };
+        // The helper claims the first chunk and panics inside it.
+        let helper = std::thread::scope(|sc| sc.spawn(|| s.fill_next(&boom)).join());
+        assert!(helper.is_err(), "the helper panicked");
+        match s.get(0, &decode) {
+            Err(Error::Internal(e)) => assert!(e.contains("send it again"), "{e}"),
+            other => panic!("{:?}", other.map(|(m, _)| m.id)),
+        }
+        // The chunks nobody claimed are prepared by the writer.
+        assert_eq!(s.get(19, &decode).unwrap().0.id, 19);
     }
 }

@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::prepare::{NewSheet, PrepareCtx, Prepared, first_answers, prepare_all};
+use crate::prepare::{NewSheet, PrepareCtx, Prepared, Streamed, first_answers, prepare_all};
 use crate::sheet_cache::SheetCache;
 use crate::store::{
     AuditEntry, DeviceInfo, PageJson, Principal, PushTiming, QuarantineEntry, RubricSummary, Store,
@@ -262,6 +262,27 @@ pub struct SqliteStore {
 /// Products kept by the writer: a province's round has hundreds.
 const PRODUCT_CACHE: usize = 4096;
 
+/// A push body read only as far as where each mutation's JSON stands.
+#[derive(serde::Deserialize)]
+struct RawPush<'a> {
+    protocol: u32,
+    #[serde(borrow)]
+    mutations: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// How a snapshot is stored (see [`pack_body`]).
+type PackFn = fn(&str) -> Result<Vec<u8>>;
+
+/// A turn to prepare a push (see [`SqliteStore::prepare_turn`]).
+struct Preparing<'a>(&'a (Mutex<usize>, std::sync::Condvar));
+
+impl Drop for Preparing<'_> {
+    fn drop(&mut self) {
+        *lock(&self.0.0) -= 1;
+        self.0.1.notify_one();
+    }
+}
+
 /// Answers, when dropped, every push of a group not answered yet: only a
 /// panic in the middle of a group leaves one unanswered.
 struct AnswerAll<'a>(&'a [(Arc<PushJob>, PushWork)]);
@@ -292,7 +313,23 @@ const GROUP_MUTATIONS: usize = 2_000;
 
 /// A queued push: who, what, and what was prepared of each mutation (see
 /// `prepare.rs`).
-type PushWork = (Principal, PushRequest, Vec<Prepared>);
+type PushWork = (Principal, Batch);
+
+/// A queued push's mutations: prepared before queueing, or being prepared
+/// while the writer writes them (see [`Streamed`]).
+enum Batch {
+    Ready(PushRequest, Vec<Prepared>),
+    Streamed(Arc<Streamed>),
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        match self {
+            Batch::Ready(r, _) => r.mutations.len(),
+            Batch::Streamed(s) => s.len(),
+        }
+    }
+}
 
 /// What is checked before a push touches the database.
 fn check_push(protocol: u32, mutations: usize) -> Result<()> {
@@ -1245,40 +1282,53 @@ impl SqliteStore {
         // quarter of their throughput (9,191 / 8,679 / 10,945 against
         // 13,452 / 11,596 / 12,201 sheets/s, interleaved runs of the sync
         // bench, 2026-12-03) for ~20% less peak RSS (95 against 118 MB).
-        struct Preparing<'a>(&'a (Mutex<usize>, std::sync::Condvar));
-        impl Drop for Preparing<'_> {
-            fn drop(&mut self) {
-                *lock(&self.0.0) -= 1;
-                self.0.1.notify_one();
-            }
-        }
-        let others = {
-            let (n, turn) = &self.preparing;
-            let mut n = lock(n);
-            while *n >= self.prepare_slots {
-                n = turn.wait(n).unwrap_or_else(|p| p.into_inner());
-            }
-            *n += 1;
-            *n - 1
-        };
-        let _preparing = Preparing(&self.preparing);
+        let (_preparing, others) = self.prepare_turn();
         let split = split && others == 0;
+        prepare_all(items, split, &self.prepare_ctx(actor), read)
+    }
+
+    /// Waits for a turn to prepare a push (see [`SqliteStore::prepare`]);
+    /// gives it back when dropped, with how many others were preparing.
+    fn prepare_turn(&self) -> (Preparing<'_>, usize) {
+        let (n, turn) = &self.preparing;
+        let mut n = lock(n);
+        while *n >= self.prepare_slots {
+            n = turn.wait(n).unwrap_or_else(|p| p.into_inner());
+        }
+        *n += 1;
+        (Preparing(&self.preparing), *n - 1)
+    }
+
+    /// What preparing a push of `actor` needs.
+    fn prepare_ctx(
+        &self,
+        actor: &Principal,
+    ) -> PrepareCtx<impl Fn(&RubricRef) -> Option<Arc<Rubric>> + Sync + '_, PackFn> {
         let rubric = |r: &RubricRef| {
             let kept = lock(&self.rubrics).get(r).cloned();
             // An error reading it is the writer's to report.
             kept.or_else(|| self.published_rubric(&self.read(), r).ok().flatten())
         };
-        prepare_all(
-            items,
-            split,
-            &PrepareCtx {
-                owner: actor.user.id,
-                device: actor.device_id,
-                rubric,
-                pack: pack_body,
-            },
-            read,
-        )
+        PrepareCtx {
+            owner: actor.user.id,
+            device: actor.device_id,
+            rubric,
+            pack: pack_body,
+        }
+    }
+
+    /// A mutation of a streamed push read from its JSON text and prepared
+    /// (hashed on its canonical JSON, as `push_body` hashes).
+    fn prepare_text(&self, actor: &Principal, text: &str) -> Result<(Mutation, Prepared)> {
+        let decoded: Mutation =
+            serde_json::from_str(text).map_err(|e| Error::BadRequest(e.to_string()))?;
+        let hash = json_sha256_hex(&decoded)?;
+        // No text kept: the decoded answers go to the writer at once.
+        let read = (std::borrow::Cow::Owned(decoded), hash, None);
+        match crate::prepare::prepare_one(read, &self.prepare_ctx(actor))? {
+            (Some(m), p) => Ok((m, p)),
+            (None, _) => Err(Error::Internal("a decoded mutation went missing".into())),
+        }
     }
 
     /// [`SqliteStore::prepare`] of a decoded request (hashing each mutation's
@@ -1291,15 +1341,76 @@ impl SqliteStore {
         Ok(out.into_iter().map(|(_, p)| p).collect())
     }
 
-    /// Queues a prepared push for the writer and waits for its answer.
-    fn enqueue(
+    /// A large push when no other is being prepared: handed to the writer
+    /// as soon as its mutations are found in `body`, and prepared while it
+    /// is written, by a helper thread and by the writer (see [`Streamed`]).
+    /// The helper is started first, so that it is running by the time there
+    /// is work for it (a thread started just when the work is ready often
+    /// waited its turn behind the one that started it, the other core idle:
+    /// `docs/sync-protocol.md`). `None`, or a `BadRequest`: refused before
+    /// anything was written; the caller asks the full decoder why.
+    fn push_streamed(
         &self,
-        actor: Principal,
-        req: PushRequest,
-        prepared: Vec<Prepared>,
-    ) -> Result<PushResponse> {
+        actor: &Principal,
+        body: axum::body::Bytes,
+        turn: Preparing<'_>,
+        started: std::time::Instant,
+    ) -> Option<Result<(PushResponse, PushTiming)>> {
+        let (give, take) = std::sync::mpsc::sync_channel::<Arc<Streamed>>(1);
+        // `move`: a refusal below drops `give`, which lets the helper go
+        // (the scope waits for it).
+        std::thread::scope(move |sc| {
+            sc.spawn(move || {
+                // The turn is given back once every chunk is claimed:
+                // waiting for the writer is not preparing.
+                let _turn = turn;
+                let Ok(s) = take.recv() else { return };
+                let prep = |t: &str| self.prepare_text(actor, t);
+                while s.fill_next(&prep) {}
+            });
+            let raw = serde_json::from_slice::<RawPush<'_>>(&body).ok()?;
+            check_push(raw.protocol, raw.mutations.len()).ok()?;
+            let read = started.elapsed();
+            let base = body.as_ptr() as usize;
+            let ranges = raw
+                .mutations
+                .iter()
+                .map(|m| {
+                    let at = m.get().as_ptr() as usize - base;
+                    at..at + m.get().len()
+                })
+                .collect();
+            drop(raw);
+            let s = Arc::new(Streamed::new(body.clone(), ranges));
+            // The helper is gone only if it panicked; the writer then
+            // prepares everything itself.
+            let _ = give.send(s.clone());
+            let r = self.enqueue(actor.clone(), Batch::Streamed(s.clone()));
+            Some(r.map(|r| {
+                // What the writer spent preparing, or waiting for what
+                // the helper prepares, is the push's `prepare` step.
+                let prepare = s.waited();
+                let timing = PushTiming {
+                    read,
+                    prepare,
+                    write: started.elapsed().saturating_sub(read + prepare),
+                };
+                tracing::debug!(
+                    mutations = r.results.len(),
+                    split_us = timing.read.as_micros() as u64,
+                    prepare_us = timing.prepare.as_micros() as u64,
+                    write_us = timing.write.as_micros() as u64,
+                    "push timing (prepared while written)"
+                );
+                (r, timing)
+            }))
+        })
+    }
+
+    /// Queues a push for the writer and waits for its answer.
+    fn enqueue(&self, actor: Principal, batch: Batch) -> Result<PushResponse> {
         let job = Arc::new(PushJob {
-            work: Mutex::new(Some((actor, req, prepared))),
+            work: Mutex::new(Some((actor, batch))),
             done: Mutex::new(None),
         });
         lock(&self.push_queue).push_back(job.clone());
@@ -1324,12 +1435,12 @@ impl SqliteStore {
 
     /// One push inside the caller's transaction: per-mutation savepoints,
     /// idempotency rows, outcomes, the seq counter, missing attachments.
-    fn push_in(
+    fn push_in<'m>(
         &self,
         tx: &Connection,
         actor: &Principal,
-        req: &PushRequest,
-        prepared: &[Prepared],
+        n: usize,
+        item: impl Fn(usize) -> Result<(&'m Mutation, &'m Prepared)>,
     ) -> Result<PushResponse> {
         let mut seq = SeqAlloc {
             next: current_seq(tx)? + 1,
@@ -1339,8 +1450,9 @@ impl SqliteStore {
         let user = actor.user.id.to_string();
         let at = now();
         let mut cache = BatchCache::default();
-        let mut results = Vec::with_capacity(req.mutations.len());
-        for (m, prep) in req.mutations.iter().zip(prepared) {
+        let mut results = Vec::with_capacity(n);
+        for i in 0..n {
+            let (m, prep) = item(i)?;
             let hash = prep.hash.as_str();
             // A prepared new sheet's answers may have been dropped while it
             // waited (see `push_body`): anything but that sheet's first write
@@ -1494,9 +1606,7 @@ impl SqliteStore {
             let mut n = 0;
             let mut take = 0;
             for j in q.iter() {
-                let k = lock(&j.work)
-                    .as_ref()
-                    .map_or(0, |(_, r, _)| r.mutations.len());
+                let k = lock(&j.work).as_ref().map_or(0, |(_, b)| b.len());
                 if take > 0 && n + k > self.group_mutations {
                     break;
                 }
@@ -1529,8 +1639,19 @@ impl SqliteStore {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let mut out = Vec::with_capacity(left.len());
                 for (k, &i) in left.iter().enumerate() {
-                    let (_, (actor, req, prepared)) = &work[i];
-                    match self.push_in(&tx, actor, req, prepared) {
+                    let (_, (actor, batch)) = &work[i];
+                    let pushed = match batch {
+                        Batch::Ready(req, prepared) => {
+                            self.push_in(&tx, actor, req.mutations.len(), |i| {
+                                Ok((&req.mutations[i], &prepared[i]))
+                            })
+                        }
+                        Batch::Streamed(s) => {
+                            let prep = |text: &str| self.prepare_text(actor, text);
+                            self.push_in(&tx, actor, s.len(), |i| s.get(i, &prep))
+                        }
+                    };
+                    match pushed {
                         Ok(r) => out.push(r),
                         Err(e) => {
                             failed_at = Some(k);
@@ -3642,7 +3763,9 @@ impl Store for SqliteStore {
         lock(&self.sheets).discard();
         let done = (|| -> Result<PushResponse> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let resp = self.push_in(&tx, actor, req, &prepared)?;
+            let resp = self.push_in(&tx, actor, req.mutations.len(), |i| {
+                Ok((&req.mutations[i], &prepared[i]))
+            })?;
             tx.commit()?;
             Ok(resp)
         })();
@@ -3656,7 +3779,7 @@ impl Store for SqliteStore {
         check_push(req.protocol, req.mutations.len())?;
         // Prepared before queueing: on this thread, while the writer works.
         let prepared = self.prepare_request(&actor, &req)?;
-        self.enqueue(actor, req, prepared)
+        self.enqueue(actor, Batch::Ready(req, prepared))
     }
 
     /// Decodes the push on two threads when it is large (each mutation apart:
@@ -3667,12 +3790,6 @@ impl Store for SqliteStore {
         actor: Principal,
         body: axum::body::Bytes,
     ) -> Result<(PushResponse, PushTiming)> {
-        #[derive(serde::Deserialize)]
-        struct RawPush<'a> {
-            protocol: u32,
-            #[serde(borrow)]
-            mutations: Vec<&'a serde_json::value::RawValue>,
-        }
         // Anything this does not read is refused by the full decoder, with
         // the path of what is wrong (or, should it read, pushed as decoded).
         // The whole body decoded at once: for a push this cannot take, with
@@ -3680,6 +3797,18 @@ impl Store for SqliteStore {
         // then the protocol, then the size).
         let started = std::time::Instant::now();
         let whole = |actor| crate::store::push_decoded(self, actor, &body, started);
+        if body.len() >= crate::prepare::SPLIT_AT_BYTES {
+            let (turn, others) = self.prepare_turn();
+            if others == 0 {
+                return match self.push_streamed(&actor, body.clone(), turn, started) {
+                    Some(Ok(done)) => Ok(done),
+                    // Refused before anything was written (see
+                    // `push_streamed`): the full decoder's error.
+                    None | Some(Err(Error::BadRequest(_))) => whole(actor),
+                    Some(Err(e)) => Err(e),
+                };
+            }
+        }
         let Ok(raw) = serde_json::from_slice::<RawPush<'_>>(&body) else {
             return whole(actor);
         };
@@ -3721,7 +3850,7 @@ impl Store for SqliteStore {
             protocol,
             mutations,
         };
-        let r = self.enqueue(actor, req, preps)?;
+        let r = self.enqueue(actor, Batch::Ready(req, preps))?;
         let timing = PushTiming {
             read: split_in,
             prepare: prepared_in - split_in,

@@ -235,9 +235,12 @@ pub(crate) fn push_decoded<S: Store + ?Sized>(
 pub struct PushTiming {
     /// Reading the body into its mutations.
     pub read: std::time::Duration,
-    /// Work done before the writer (zero for a backend that does none).
+    /// Work done before the writer (zero for a backend that does none); for
+    /// a push prepared while it is written, the time the writer spent
+    /// preparing its mutations or waiting for them.
     pub prepare: std::time::Duration,
-    /// Waiting for the writer and writing, commit included.
+    /// Waiting for the writer and writing, commit included (less `prepare`
+    /// when the two overlap).
     pub write: std::time::Duration,
 }
 
