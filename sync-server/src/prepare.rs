@@ -367,11 +367,17 @@ where
 /// writer's work on the first sheets overlaps the preparing of the last ones.
 /// One device pushing after another otherwise waits for all of prepare, then
 /// for all of the write, each on one of the machine's two cores (see
-/// `docs/sync-protocol.md`, "Measured performance").
+/// `docs/sync-protocol.md`, "Measured performance"). The helper starts on
+/// the first mutations while the body is still being scanned for the rest
+/// ([`Streamed::scan`]).
 pub(crate) struct Streamed {
     body: axum::body::Bytes,
-    /// Where each mutation's JSON stands in `body`.
-    ranges: Vec<std::ops::Range<usize>>,
+    /// Where each mutation's JSON stands in `body`, as the scan finds them.
+    ranges: Vec<std::sync::OnceLock<std::ops::Range<usize>>>,
+    /// How many ranges are known, and whether the scan is over.
+    scan: std::sync::Mutex<Scan>,
+    /// Signalled when a chunk's ranges are known and when the scan ends.
+    scanned: std::sync::Condvar,
     slots: Vec<std::sync::OnceLock<std::result::Result<(Mutation, Prepared), Error>>>,
     /// The next chunk nobody has claimed yet.
     next: std::sync::atomic::AtomicUsize,
@@ -382,26 +388,79 @@ pub(crate) struct Streamed {
     waited: std::sync::atomic::AtomicU64,
 }
 
+#[derive(Default)]
+struct Scan {
+    known: usize,
+    over: bool,
+}
+
 /// Mutations claimed at once: small, so the writer's first wait is short,
 /// and large enough that claiming costs nothing next to preparing them.
 const STREAM_CHUNK: usize = 8;
 
 impl Streamed {
-    /// The mutations of `body` that stand at `ranges` (each a JSON text).
-    pub fn new(body: axum::body::Bytes, ranges: Vec<std::ops::Range<usize>>) -> Streamed {
-        let slots = ranges.iter().map(|_| std::sync::OnceLock::new()).collect();
+    /// A push in `body` of at most `cap` mutations, none found yet.
+    pub fn new(body: axum::body::Bytes, cap: usize) -> Streamed {
         Streamed {
             body,
-            ranges,
-            slots,
+            ranges: (0..cap).map(|_| std::sync::OnceLock::new()).collect(),
+            scan: std::sync::Mutex::new(Scan::default()),
+            scanned: std::sync::Condvar::new(),
+            slots: (0..cap).map(|_| std::sync::OnceLock::new()).collect(),
             next: std::sync::atomic::AtomicUsize::new(0),
             filled: (std::sync::Mutex::new(()), std::sync::Condvar::new()),
             waited: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
+    fn scan_state(&self) -> std::sync::MutexGuard<'_, Scan> {
+        self.scan.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the next mutation's place; `false` (nothing recorded) past
+    /// the cap, when the push is refused anyway.
+    pub fn found(&self, at: std::ops::Range<usize>) -> bool {
+        let mut scan = self.scan_state();
+        let i = scan.known;
+        if i >= self.ranges.len() || self.ranges[i].set(at).is_err() {
+            return false;
+        }
+        scan.known += 1;
+        if scan.known.is_multiple_of(STREAM_CHUNK) {
+            self.scanned.notify_all();
+        }
+        true
+    }
+
+    /// No more mutations: the ones found are the push.
+    pub fn finish(&self) {
+        self.scan_state().over = true;
+        self.scanned.notify_all();
+    }
+
+    /// Reads a push body `{"protocol": .., "mutations": [..]}` (in any key
+    /// order, other keys ignored as the full decoder ignores them), recording
+    /// each mutation's place as it is found so that preparing can start;
+    /// gives the protocol and how many mutations there were (recorded up to
+    /// the cap). The scan is finished whatever happens, so nobody waits for
+    /// more.
+    pub fn scan(&self) -> std::result::Result<(u32, usize), serde_json::Error> {
+        struct Finish<'a>(&'a Streamed);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                self.0.finish();
+            }
+        }
+        let _finish = Finish(self);
+        let mut de = serde_json::Deserializer::from_slice(&self.body);
+        let got = serde::de::DeserializeSeed::deserialize(ScanPush(self), &mut de)?;
+        de.end()?;
+        Ok(got)
+    }
+
+    /// How many mutations were found (all of them, once the scan is over).
     pub fn len(&self) -> usize {
-        self.ranges.len()
+        self.scan_state().known
     }
 
     /// How long [`Streamed::get`] prepared or waited for mutations not ready.
@@ -410,14 +469,21 @@ impl Streamed {
     }
 
     /// Claims the next chunk and prepares it with `prep` (from a mutation's
-    /// JSON text); `false` once every chunk is claimed.
+    /// JSON text), waiting for the scan to find it; `false` once every
+    /// chunk is claimed.
     pub fn fill_next(&self, prep: &dyn Fn(&str) -> Result<(Mutation, Prepared)>) -> bool {
         let k = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let from = k.saturating_mul(STREAM_CHUNK);
-        if from >= self.len() {
+        let to = {
+            let mut scan = self.scan_state();
+            while !scan.over && scan.known < from.saturating_add(STREAM_CHUNK) {
+                scan = self.scanned.wait(scan).unwrap_or_else(|p| p.into_inner());
+            }
+            (from + STREAM_CHUNK).min(scan.known)
+        };
+        if from >= to {
             return false;
         }
-        let to = (from + STREAM_CHUNK).min(self.len());
         // Fills (with an error) what a panic left unfilled, and wakes the
         // waiting writer either way: a claimed chunk is always filled.
         struct Fill<'a>(&'a Streamed, std::ops::Range<usize>);
@@ -434,7 +500,8 @@ impl Streamed {
         }
         let _fill = Fill(self, from..to);
         for i in from..to {
-            let made = std::str::from_utf8(&self.body[self.ranges[i].clone()])
+            let at = self.ranges[i].get().cloned().unwrap_or_default();
+            let made = std::str::from_utf8(&self.body[at])
                 .map_err(|e| Error::BadRequest(e.to_string()))
                 .and_then(prep);
             let _ = self.slots[i].set(made);
@@ -442,14 +509,19 @@ impl Streamed {
         true
     }
 
-    /// Mutation `i` and what was prepared of it, preparing chunks with
-    /// `prep` while it is not ready and there are chunks left to claim,
-    /// then waiting for whoever claimed it.
+    /// Mutation `i` (of a push whose scan is over) and what was prepared of
+    /// it, preparing chunks with `prep` while it is not ready and there are
+    /// chunks left to claim, then waiting for whoever claimed it.
     pub fn get(
         &self,
         i: usize,
         prep: &dyn Fn(&str) -> Result<(Mutation, Prepared)>,
     ) -> Result<(&Mutation, &Prepared)> {
+        if i >= self.len() {
+            return Err(Error::Internal(format!(
+                "mutation {i} was never found in the push"
+            )));
+        }
         if self.slots[i].get().is_none() {
             let from = std::time::Instant::now();
             while self.slots[i].get().is_none() && self.fill_next(prep) {}
@@ -470,6 +542,86 @@ impl Streamed {
             Some(Err(e)) => Err(Error::Internal(e.to_string())),
             None => Err(Error::Internal("a prepared mutation went missing".into())),
         }
+    }
+}
+
+/// The scan of a push body (see [`Streamed::scan`]): the protocol and how
+/// many mutations.
+struct ScanPush<'a>(&'a Streamed);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ScanPush<'_> {
+    type Value = (u32, usize);
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<(u32, usize), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ScanPush<'_> {
+    type Value = (u32, usize);
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a push")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<(u32, usize), A::Error> {
+        use serde::de::Error as _;
+        let (mut protocol, mut count) = (None, None);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            match key.as_ref() {
+                "protocol" if protocol.is_none() => protocol = Some(map.next_value::<u32>()?),
+                "mutations" if count.is_none() => {
+                    count = Some(map.next_value_seed(ScanMutations(self.0))?);
+                }
+                "protocol" | "mutations" => {
+                    return Err(A::Error::custom(format!("duplicate field `{key}`")));
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        match (protocol, count) {
+            (Some(p), Some(n)) => Ok((p, n)),
+            (None, _) => Err(A::Error::missing_field("protocol")),
+            (_, None) => Err(A::Error::missing_field("mutations")),
+        }
+    }
+}
+
+/// The `mutations` array of a push: each one's place, recorded as found.
+struct ScanMutations<'a>(&'a Streamed);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ScanMutations<'_> {
+    type Value = usize;
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        d: D,
+    ) -> std::result::Result<usize, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ScanMutations<'_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of mutations")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<usize, A::Error> {
+        let base = self.0.body.as_ptr() as usize;
+        let mut n = 0;
+        while let Some(m) = seq.next_element::<&'de serde_json::value::RawValue>()? {
+            let at = m.get().as_ptr() as usize - base;
+            self.0.found(at..at + m.get().len());
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
@@ -570,27 +722,30 @@ mod tests {
         );
     }
 
-    /// `n` submit mutations as one JSON array body, and where each stands.
-    fn streamed(n: usize) -> Streamed {
-        let mut body = String::from("[");
-        let mut ranges = Vec::new();
-        for id in 0..n {
-            if id > 0 {
-                body.push(',');
-            }
-            let text = serde_json::to_string(&Mutation {
-                id: id as u64,
+    /// A push body of `n` submit mutations.
+    fn push_body(n: usize) -> axum::body::Bytes {
+        let mutations: Vec<Mutation> = (0..n as u64)
+            .map(|id| Mutation {
+                id,
                 client_time: None,
                 op: Op::Submit {
                     sheet_id: Uuid::now_v7(),
                 },
             })
-            .unwrap();
-            ranges.push(body.len()..body.len() + text.len());
-            body.push_str(&text);
-        }
-        body.push(']');
-        Streamed::new(axum::body::Bytes::from(body), ranges)
+            .collect();
+        let body = serde_json::to_vec(&ocop_shared::wire::PushRequest {
+            protocol: 1,
+            mutations,
+        })
+        .unwrap();
+        axum::body::Bytes::from(body)
+    }
+
+    /// [`push_body`] of `n`, scanned.
+    fn streamed(n: usize) -> Streamed {
+        let s = Streamed::new(push_body(n), n);
+        assert_eq!(s.scan().unwrap(), (1, n));
+        s
     }
 
     fn decode(text: &str) -> Result<(Mutation, Prepared)> {
@@ -616,7 +771,8 @@ mod tests {
             n in 1usize..60,
             helpers in 0usize..3,
         ) {
-            let s = streamed(n);
+            // The helpers are waiting before the body is scanned.
+            let s = Streamed::new(push_body(n), n);
             let calls = std::sync::atomic::AtomicUsize::new(0);
             let prep = |t: &str| {
                 calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -626,6 +782,7 @@ mod tests {
                 for _ in 0..helpers {
                     sc.spawn(|| while s.fill_next(&prep) {});
                 }
+                assert_eq!(s.scan().unwrap(), (1, n));
                 (0..n)
                     .map(|i| {
                         let (m, p) = s.get(i, &prep).unwrap();
@@ -644,15 +801,57 @@ mod tests {
     /// gets there; those before it are still given.
     #[test]
     fn a_streamed_mutation_that_does_not_decode_is_a_bad_request() {
-        let mut body = b"[".to_vec();
-        body.extend_from_slice(br#"{"id":1,"op":{"submit":{"sheet_id":5}}}"#);
-        body.push(b']');
-        let inside = 1..body.len() - 1;
-        let s = Streamed::new(axum::body::Bytes::from(body.clone()), vec![inside]);
+        let body = br#"{"mutations":[{"id":1,"op":{"submit":{"sheet_id":5}}}],"protocol":1}"#;
+        let s = Streamed::new(axum::body::Bytes::from_static(body), 10);
+        assert_eq!(s.scan().unwrap(), (1, 1));
         match s.get(0, &decode) {
             Err(Error::BadRequest(e)) => assert!(e.contains("invalid type"), "{e}"),
             other => panic!("{:?}", other.map(|(m, _)| m.id)),
         }
+    }
+
+    /// A body that stops making sense halfway ends the scan with its error;
+    /// helpers waiting for more mutations are let go, having prepared only
+    /// what was found.
+    #[test]
+    fn a_scan_that_fails_lets_the_waiting_helpers_go() {
+        let whole = push_body(30);
+        let cut = axum::body::Bytes::from(whole[..whole.len() * 2 / 3].to_vec());
+        let s = Streamed::new(cut, 30);
+        let prepared = std::thread::scope(|sc| {
+            let helper = sc.spawn(|| {
+                let mut k = 0;
+                while s.fill_next(&decode) {
+                    k += 1;
+                }
+                k
+            });
+            assert!(s.scan().is_err());
+            helper.join().unwrap()
+        });
+        let found = s.len();
+        assert!((1..30).contains(&found), "{found}");
+        assert_eq!(prepared, found.div_ceil(STREAM_CHUNK));
+    }
+
+    /// The scan reads a push as the full decoder does: keys in any order,
+    /// other keys ignored, and what the decoder refuses it refuses.
+    #[rstest::rstest]
+    #[case::mutations_first(r#"{"mutations":[{"id":1,"op":{"submit":{"sheet_id":"0194e0b6-0000-7000-8000-000000000000"}}}],"protocol":1}"#, Some((1, 1)))]
+    #[case::other_keys_ignored(r#"{"protocol":1,"x":[1,{"a":2}],"mutations":[]}"#, Some((1, 0)))]
+    #[case::no_protocol(r#"{"mutations":[]}"#, None)]
+    #[case::no_mutations(r#"{"protocol":1}"#, None)]
+    #[case::twice(r#"{"protocol":1,"mutations":[],"mutations":[]}"#, None)]
+    #[case::not_a_list(r#"{"protocol":1,"mutations":{}}"#, None)]
+    #[case::trailing(r#"{"protocol":1,"mutations":[]} x"#, None)]
+    fn a_scan_reads_a_push_as_the_decoder_does(
+        #[case] body: &str,
+        #[case] want: Option<(u32, usize)>,
+    ) {
+        let s = Streamed::new(axum::body::Bytes::from(body.to_string()), 10);
+        assert_eq!(s.scan().ok(), want);
+        let decoded = serde_json::from_str::<ocop_shared::wire::PushRequest>(body);
+        assert_eq!(decoded.is_ok(), want.is_some(), "{decoded:?}");
     }
 
     /// A helper that panics while preparing still fills the chunk it

@@ -1341,9 +1341,10 @@ impl SqliteStore {
         Ok(out.into_iter().map(|(_, p)| p).collect())
     }
 
-    /// A large push when no other is being prepared: handed to the writer
-    /// as soon as its mutations are found in `body`, and prepared while it
-    /// is written, by a helper thread and by the writer (see [`Streamed`]).
+    /// A large push when no other is being prepared: prepared from its first
+    /// mutations on while `body` is still scanned for the rest, handed to
+    /// the writer as soon as the scan is over, and prepared while it is
+    /// written, by a helper thread and by the writer (see [`Streamed`]).
     /// The helper is started first, so that it is running by the time there
     /// is work for it (a thread started just when the work is ready often
     /// waited its turn behind the one that started it, the other core idle:
@@ -1368,23 +1369,14 @@ impl SqliteStore {
                 let prep = |t: &str| self.prepare_text(actor, t);
                 while s.fill_next(&prep) {}
             });
-            let raw = serde_json::from_slice::<RawPush<'_>>(&body).ok()?;
-            check_push(raw.protocol, raw.mutations.len()).ok()?;
-            let read = started.elapsed();
-            let base = body.as_ptr() as usize;
-            let ranges = raw
-                .mutations
-                .iter()
-                .map(|m| {
-                    let at = m.get().as_ptr() as usize - base;
-                    at..at + m.get().len()
-                })
-                .collect();
-            drop(raw);
-            let s = Arc::new(Streamed::new(body.clone(), ranges));
-            // The helper is gone only if it panicked; the writer then
+            // The helper starts on the first mutations while the scan looks
+            // for the rest. It is gone only if it panicked; the writer then
             // prepares everything itself.
+            let s = Arc::new(Streamed::new(body, MAX_BATCH_MUTATIONS));
             let _ = give.send(s.clone());
+            let (protocol, n) = s.scan().ok()?;
+            check_push(protocol, n).ok()?;
+            let read = started.elapsed();
             let r = self.enqueue(actor.clone(), Batch::Streamed(s.clone()));
             Some(r.map(|r| {
                 // What the writer spent preparing, or waiting for what
