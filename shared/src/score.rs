@@ -84,13 +84,41 @@ pub const MAX_NOTE_CHARS: usize = 4000;
 
 /// Checks one answer against the rubric; what the server and app call before storing.
 pub fn check_answer(rubric: &Rubric, criterion: &str, answer: &Answer) -> Result<(), AnswerError> {
+    check_answer_parts(
+        rubric,
+        criterion,
+        &AnswerParts {
+            option: answer.option.as_deref(),
+            knockout: answer.knockout,
+            note: &answer.note,
+            attachments: answer.attachments.iter().map(String::as_str),
+        },
+    )
+}
+
+/// An answer's fields as [`check_answer`] reads them, borrowed from wherever
+/// they are (the server checks answers still inside a request's JSON).
+#[derive(Debug, Clone)]
+pub struct AnswerParts<'a, I> {
+    pub option: Option<&'a str>,
+    pub knockout: bool,
+    pub note: &'a str,
+    pub attachments: I,
+}
+
+/// [`check_answer`] of an answer given by its parts.
+pub fn check_answer_parts<'a, I: Iterator<Item = &'a str> + Clone>(
+    rubric: &Rubric,
+    criterion: &str,
+    answer: &AnswerParts<'a, I>,
+) -> Result<(), AnswerError> {
     let c = rubric
         .criterion(criterion)
         .ok_or_else(|| AnswerError::UnknownCriterion {
             rubric: format!("{}@{}", rubric.id, rubric.version),
             criterion: criterion.to_string(),
         })?;
-    if let Some(o) = &answer.option
+    if let Some(o) = answer.option
         && c.option(o).is_none()
     {
         let valid: Vec<String> = c
@@ -99,7 +127,7 @@ pub fn check_answer(rubric: &Rubric, criterion: &str, answer: &Answer) -> Result
             .collect();
         return Err(AnswerError::UnknownOption {
             criterion: criterion.to_string(),
-            option: o.clone(),
+            option: o.to_string(),
             valid: valid.join(", "),
         });
     }
@@ -108,11 +136,11 @@ pub fn check_answer(rubric: &Rubric, criterion: &str, answer: &Answer) -> Result
             criterion: criterion.to_string(),
         });
     }
-    for h in &answer.attachments {
+    for h in answer.attachments.clone() {
         if !is_sha256_hex(h) {
             return Err(AnswerError::BadAttachment {
                 criterion: criterion.to_string(),
-                hash: h.clone(),
+                hash: h.to_string(),
             });
         }
     }

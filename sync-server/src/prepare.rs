@@ -21,12 +21,36 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ocop_shared::rubric::{Rubric, RubricRef};
-use ocop_shared::score::check_answer;
+use ocop_shared::score::{AnswerParts, check_answer_parts};
 use ocop_shared::wire::{Answer, AnswerEdit, AnswerState, Mutation, Op, SheetKey, SheetStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+
+/// SHA-256 of a value's canonical JSON, encoded straight into the hasher
+/// (a push hashes every mutation; no intermediate string).
+pub(crate) fn json_sha256_hex<T: Serialize>(v: &T) -> Result<String> {
+    struct HashWriter(Sha256);
+    impl std::io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // serde_json writes a token at a time; one buffered update per 8 KB is
+    // several times cheaper than hundreds of tiny ones per mutation.
+    let mut w = std::io::BufWriter::with_capacity(8192, HashWriter(Sha256::new()));
+    serde_json::to_writer(&mut w, v)?;
+    let w = w
+        .into_inner()
+        .map_err(|e| Error::Internal(format!("hashing a mutation: {}", e.error())))?;
+    Ok(hex::encode(w.0.finalize()))
+}
 
 /// What is known of one mutation before the writer takes it.
 pub(crate) struct Prepared {
@@ -104,6 +128,155 @@ pub(crate) fn split_seq_frame(b: &[u8]) -> Option<(u64, &[u8])> {
     Some((seq, &b[16..]))
 }
 
+/// A sheet-answers mutation decoded with its text borrowed from the
+/// request's JSON instead of copied out of it (a 31-answer sheet is ~100
+/// strings). It encodes to the same text as [`Mutation`] (a property test
+/// holds the two to that), so its hash is the mutation's. Codes, options and
+/// photo hashes are borrowed as they are, so one written with an escape
+/// does not decode this way: such a mutation, and any other operation, is
+/// decoded as a [`Mutation`] instead.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct MutationRef<'a> {
+    id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    client_time: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    op: OpRef<'a>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum OpRef<'a> {
+    SetAnswers {
+        sheet: SheetKey,
+        #[serde(borrow)]
+        answers: Vec<EditRef<'a>>,
+    },
+}
+
+/// [`AnswerEdit`], borrowed.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct EditRef<'a> {
+    criterion: &'a str,
+    #[serde(borrow)]
+    answer: AnswerRef<'a>,
+    base_rev: u64,
+}
+
+/// [`Answer`], borrowed (the same fields, defaults and omissions).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AnswerRef<'a> {
+    #[serde(default)]
+    option: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    knockout: bool,
+    #[serde(default, skip_serializing_if = "str::is_empty", borrow)]
+    note: Cow<'a, str>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    attachments: Vec<&'a str>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+impl<'a> EditRef<'a> {
+    /// An owned edit, borrowed.
+    pub fn of(e: &'a AnswerEdit) -> EditRef<'a> {
+        EditRef {
+            criterion: &e.criterion,
+            answer: AnswerRef {
+                option: e.answer.option.as_deref(),
+                knockout: e.answer.knockout,
+                note: Cow::Borrowed(&e.answer.note),
+                attachments: e.answer.attachments.iter().map(String::as_str).collect(),
+            },
+            base_rev: e.base_rev,
+        }
+    }
+
+    fn into_owned(self) -> AnswerEdit {
+        AnswerEdit {
+            criterion: self.criterion.to_string(),
+            answer: Answer {
+                option: self.answer.option.map(str::to_string),
+                knockout: self.answer.knockout,
+                note: self.answer.note.into_owned(),
+                attachments: self
+                    .answer
+                    .attachments
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect(),
+            },
+            base_rev: self.base_rev,
+        }
+    }
+}
+
+impl AnswerRef<'_> {
+    fn parts(&self) -> AnswerParts<'_, std::iter::Copied<std::slice::Iter<'_, &str>>> {
+        AnswerParts {
+            option: self.option,
+            knockout: self.knockout,
+            note: &self.note,
+            attachments: self.attachments.iter().copied(),
+        }
+    }
+}
+
+/// Reads a mutation from its JSON text and prepares it: a sheet-answers
+/// mutation through [`MutationRef`] (no copy of its answers; a new sheet's
+/// answers are then left out of the mutation given back, and its text kept
+/// in [`Prepared::text`] for the writer, as while waiting, see
+/// [`prepare_one`]), any other as a [`Mutation`].
+pub(crate) fn prepare_json<R, P>(text: &str, cx: &PrepareCtx<R, P>) -> Result<(Mutation, Prepared)>
+where
+    R: Fn(&RubricRef) -> Option<Arc<Rubric>>,
+    P: Fn(&str) -> Result<Vec<u8>>,
+{
+    let Ok(m) = serde_json::from_str::<MutationRef<'_>>(text) else {
+        let decoded: Mutation =
+            serde_json::from_str(text).map_err(|e| Error::BadRequest(e.to_string()))?;
+        // Hashed on its canonical JSON, not on the bytes that came: a
+        // resend of the same change encoded otherwise (keys in another
+        // order) is still the same mutation (tests/crash_recovery.rs).
+        let hash = json_sha256_hex(&decoded)?;
+        return match prepare_one((Cow::Owned(decoded), hash, None), cx)? {
+            (Some(m), p) => Ok((m, p)),
+            (None, _) => Err(Error::Internal("a decoded mutation went missing".into())),
+        };
+    };
+    let hash = json_sha256_hex(&m)?;
+    let OpRef::SetAnswers { sheet, answers } = m.op;
+    let prepared = match (cx.rubric)(&sheet.rubric) {
+        Some(r) => match Template::build(&sheet, &answers, cx.owner, cx.device, &r)? {
+            Some((t, attachments)) => Some(NewSheet {
+                packed: (cx.pack)(t.json())?,
+                attachments,
+            }),
+            None => None,
+        },
+        None => None,
+    };
+    let (answers, text) = match prepared {
+        Some(_) => (Vec::new(), Some(text.into())),
+        None => (answers.into_iter().map(EditRef::into_owned).collect(), None),
+    };
+    Ok((
+        Mutation {
+            id: m.id,
+            client_time: m.client_time.map(Cow::into_owned),
+            op: Op::SetAnswers { sheet, answers },
+        },
+        Prepared {
+            hash,
+            sheet: prepared,
+            text,
+        },
+    ))
+}
+
 /// Stands for the seq while encoding: no write ever gets this seq (the
 /// counter would have to count to 2^64 - 1).
 const PLACEHOLDER: u64 = u64::MAX;
@@ -115,7 +288,7 @@ impl Template {
     /// every answer; with the photos it names.
     pub fn build(
         key: &SheetKey,
-        edits: &[AnswerEdit],
+        edits: &[EditRef<'_>],
         owner: Uuid,
         device: Uuid,
         rubric: &Rubric,
@@ -123,19 +296,17 @@ impl Template {
         if edits.iter().any(|e| e.base_rev != 0)
             || edits
                 .iter()
-                .any(|e| check_answer(rubric, &e.criterion, &e.answer).is_err())
+                .any(|e| check_answer_parts(rubric, e.criterion, &e.answer.parts()).is_err())
         {
             return Ok(None);
         }
         // The answers borrowed from the request, the last of a criterion
         // named twice winning (as `first_answers` does).
-        let answers: BTreeMap<&str, &Answer> = edits
-            .iter()
-            .map(|e| (e.criterion.as_str(), &e.answer))
-            .collect();
+        let answers: BTreeMap<&str, &AnswerRef<'_>> =
+            edits.iter().map(|e| (e.criterion, &e.answer)).collect();
         let attachments = answers
             .values()
-            .flat_map(|a| a.attachments.iter().cloned())
+            .flat_map(|a| a.attachments.iter().map(|h| h.to_string()))
             .collect();
         let json = serde_json::to_string(&NewSheetJson {
             id: key.sheet_id,
@@ -181,7 +352,7 @@ struct NewSheetJson<'a> {
     owner_id: Uuid,
     rubric: &'a RubricRef,
     status: SheetStatus,
-    answers: AnswersJson<'a>,
+    answers: AnswersJson<'a, 'a>,
     note: &'a str,
     note_rev: u64,
     revision: u64,
@@ -190,19 +361,19 @@ struct NewSheetJson<'a> {
 /// [`ocop_shared::wire::compact_answers`] of a first write: one device,
 /// every answer at the placeholder.
 #[derive(Serialize)]
-struct AnswersJson<'a> {
+struct AnswersJson<'a, 'b> {
     devices: &'a [Uuid],
     #[serde(serialize_with = "criteria_json")]
-    criteria: &'a BTreeMap<&'a str, &'a Answer>,
+    criteria: &'a BTreeMap<&'a str, &'a AnswerRef<'b>>,
 }
 
 fn criteria_json<S: serde::Serializer>(
-    c: &&BTreeMap<&str, &Answer>,
+    c: &&BTreeMap<&str, &AnswerRef<'_>>,
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     #[derive(Serialize)]
-    struct Compact<'a> {
-        answer: &'a Answer,
+    struct Compact<'a, 'b> {
+        answer: &'a AnswerRef<'b>,
         rev: u64,
         d: usize,
     }
@@ -288,7 +459,13 @@ where
     let (m, hash, text) = read;
     let sheet = match &m.op {
         Op::SetAnswers { sheet, answers } => match (cx.rubric)(&sheet.rubric) {
-            Some(r) => match Template::build(sheet, answers, cx.owner, cx.device, &r)? {
+            Some(r) => match Template::build(
+                sheet,
+                &answers.iter().map(EditRef::of).collect::<Vec<_>>(),
+                cx.owner,
+                cx.device,
+                &r,
+            )? {
                 Some((t, attachments)) => Some(NewSheet {
                     packed: (cx.pack)(t.json())?,
                     attachments,
@@ -331,20 +508,16 @@ where
 
 /// Reads (with `read`) and prepares every item of a push, on two threads if
 /// `split`; gives back the mutations `read` made (not those it borrowed).
-pub(crate) fn prepare_all<T, F, R, P>(
+pub(crate) fn prepare_all<T, F>(
     items: &[T],
     split: bool,
-    cx: &PrepareCtx<R, P>,
-    read: F,
+    one: F,
 ) -> Result<Vec<(Option<Mutation>, Prepared)>>
 where
     T: Sync,
-    F: for<'x> Fn(&'x T) -> Result<Read<'x>> + Sync,
-    R: Fn(&RubricRef) -> Option<Arc<Rubric>> + Sync,
-    P: Fn(&str) -> Result<Vec<u8>> + Sync,
+    F: Fn(&T) -> Result<(Option<Mutation>, Prepared)> + Sync,
 {
-    let one = |item: &T| prepare_one(read(item)?, cx);
-    let run = |ms: &[T]| ms.iter().map(one).collect::<Result<Vec<_>>>();
+    let run = |ms: &[T]| ms.iter().map(&one).collect::<Result<Vec<_>>>();
     if !split || items.len() < 2 {
         return run(items);
     }
@@ -649,6 +822,10 @@ mod tests {
         }
     }
 
+    fn refs(e: &[AnswerEdit]) -> Vec<EditRef<'_>> {
+        e.iter().map(EditRef::of).collect()
+    }
+
     /// Edits answering the first `n` criteria with their first option and
     /// the given note (any text, quotes and placeholder digits included).
     fn edits(r: &Rubric, n: usize, note: &str) -> Vec<AnswerEdit> {
@@ -687,7 +864,7 @@ mod tests {
                     ..first
                 });
             }
-            let (prepared, _) = Template::build(&key, &e, owner, device, &r)
+            let (prepared, _) = Template::build(&key, &refs(&e), owner, device, &r)
                 .expect("encodes")
                 .expect("a candidate");
             let mut expected = SheetState::empty(&key, owner);
@@ -709,14 +886,14 @@ mod tests {
         let mut based = edits(&r, 3, "");
         based[1].base_rev = 7;
         assert!(
-            Template::build(&key, &based, Uuid::now_v7(), Uuid::now_v7(), &r)
+            Template::build(&key, &refs(&based), Uuid::now_v7(), Uuid::now_v7(), &r)
                 .unwrap()
                 .is_none()
         );
         let mut wrong = edits(&r, 3, "");
         wrong[2].answer.option = Some("no such option".into());
         assert!(
-            Template::build(&key, &wrong, Uuid::now_v7(), Uuid::now_v7(), &r)
+            Template::build(&key, &refs(&wrong), Uuid::now_v7(), Uuid::now_v7(), &r)
                 .unwrap()
                 .is_none()
         );
@@ -808,6 +985,109 @@ mod tests {
             Err(Error::BadRequest(e)) => assert!(e.contains("invalid type"), "{e}"),
             other => panic!("{:?}", other.map(|(m, _)| m.id)),
         }
+    }
+
+    fn answer_strategy() -> impl Strategy<Value = Answer> {
+        (
+            proptest::option::of(prop_oneof!["[a-z0-9.]{1,6}", "\\PC{0,4}"]),
+            any::<bool>(),
+            "(\\PC|\"|\\\\|\n|\u{1}){0,30}",
+            proptest::collection::vec(prop_oneof!["[0-9a-f]{64}", "\\PC{0,3}"], 0..3),
+        )
+            .prop_map(|(option, knockout, note, attachments)| Answer {
+                option,
+                knockout,
+                note,
+                attachments,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// Read through the borrowed decoder or not, a mutation is the one
+        /// the full decoder reads, with the hash of its canonical JSON:
+        /// whatever its text holds (escapes, quotes, control characters in
+        /// any string), whichever way its keys are ordered.
+        #[test]
+        fn a_mutation_read_from_its_text_is_the_decoded_one_with_its_hash(
+            answers in proptest::collection::vec(
+                ("(\\PC|\"){1,5}", answer_strategy(), 0u64..3), 0..6),
+            client_time in proptest::option::of("\\PC{0,10}"),
+            reorder in any::<bool>(),
+            rubric_known in any::<bool>(),
+        ) {
+            let r = Arc::new(rubric());
+            let mut k = key(&r);
+            if !rubric_known {
+                k.rubric.version += 1;
+            }
+            let mutation = Mutation {
+                id: 7,
+                client_time,
+                op: Op::SetAnswers {
+                    sheet: k,
+                    answers: answers
+                        .into_iter()
+                        .map(|(criterion, answer, base_rev)| AnswerEdit { criterion, answer, base_rev })
+                        .collect(),
+                },
+            };
+            // serde_json's own map orders keys: another order than the struct's.
+            let text = if reorder {
+                serde_json::to_string(&serde_json::to_value(&mutation).unwrap()).unwrap()
+            } else {
+                serde_json::to_string(&mutation).unwrap()
+            };
+            let cx = PrepareCtx {
+                owner: Uuid::now_v7(),
+                device: Uuid::now_v7(),
+                rubric: |x: &RubricRef| (x.version == r.version).then(|| r.clone()),
+                pack: |j: &str| Ok(j.as_bytes().to_vec()),
+            };
+            let (got, prepared) = prepare_json(&text, &cx).unwrap();
+            prop_assert_eq!(&prepared.hash, &json_sha256_hex(&mutation).unwrap());
+            // A new sheet's answers travel as its text.
+            let got = match &prepared.text {
+                Some(t) => serde_json::from_str::<Mutation>(t).unwrap(),
+                None => got,
+            };
+            prop_assert_eq!(got, mutation);
+        }
+    }
+
+    /// The rubric's own answers, borrowed or not, make the same template.
+    #[test]
+    fn a_sheet_read_borrowed_makes_the_template_of_the_decoded_one() {
+        let r = Arc::new(rubric());
+        let k = key(&r);
+        let mutation = Mutation {
+            id: 1,
+            client_time: None,
+            op: Op::SetAnswers {
+                sheet: k,
+                answers: edits(&r, 31, "ghi chú \"có\" dấu\n"),
+            },
+        };
+        let text = serde_json::to_string(&mutation).unwrap();
+        let cx = PrepareCtx {
+            owner: Uuid::now_v7(),
+            device: Uuid::now_v7(),
+            rubric: |_: &RubricRef| Some(r.clone()),
+            pack: |j: &str| Ok(j.as_bytes().to_vec()),
+        };
+        let (_, borrowed) = prepare_json(&text, &cx).unwrap();
+        let (_, decoded) = prepare_one(
+            (
+                Cow::Owned(mutation.clone()),
+                json_sha256_hex(&mutation).unwrap(),
+                None,
+            ),
+            &cx,
+        )
+        .unwrap();
+        let (b, d) = (borrowed.sheet.unwrap(), decoded.sheet.unwrap());
+        assert_eq!(b.packed, d.packed);
+        assert_eq!(borrowed.hash, decoded.hash);
     }
 
     /// A body that stops making sense halfway ends the scan with its error;

@@ -36,7 +36,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::prepare::{NewSheet, PrepareCtx, Prepared, Streamed, first_answers, prepare_all};
+use crate::prepare::{
+    NewSheet, PrepareCtx, Prepared, Streamed, first_answers, json_sha256_hex, prepare_all,
+};
 use crate::sheet_cache::SheetCache;
 use crate::store::{
     AuditEntry, DeviceInfo, PageJson, Principal, PushTiming, QuarantineEntry, RubricSummary, Store,
@@ -272,6 +274,9 @@ struct RawPush<'a> {
 
 /// How a snapshot is stored (see [`pack_body`]).
 type PackFn = fn(&str) -> Result<Vec<u8>>;
+
+/// What preparing a push needs (see [`SqliteStore::prepare_ctx`]), nameable.
+type Ctx<'a> = PrepareCtx<&'a (dyn Fn(&RubricRef) -> Option<Arc<Rubric>> + Sync), PackFn>;
 
 /// A turn to prepare a push (see [`SqliteStore::prepare_turn`]).
 struct Preparing<'a>(&'a (Mutex<usize>, std::sync::Condvar));
@@ -585,29 +590,6 @@ impl rusqlite::types::FromSql for StoredBody {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// SHA-256 of a value's canonical JSON, encoded straight into the hasher
-/// (a push hashes every mutation; no intermediate string).
-fn json_sha256_hex<T: Serialize>(v: &T) -> Result<String> {
-    struct HashWriter(Sha256);
-    impl std::io::Write for HashWriter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.update(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    // serde_json writes a token at a time; one buffered update per 8 KB is
-    // several times cheaper than hundreds of tiny ones per mutation.
-    let mut w = std::io::BufWriter::with_capacity(8192, HashWriter(Sha256::new()));
-    serde_json::to_writer(&mut w, v)?;
-    let w = w
-        .into_inner()
-        .map_err(|e| Error::Internal(format!("hashing a mutation: {}", e.error())))?;
-    Ok(hex::encode(w.0.finalize()))
 }
 
 fn enum_str<T: Serialize>(v: &T) -> String {
@@ -1269,7 +1251,7 @@ impl SqliteStore {
         actor: &Principal,
         items: &[T],
         split: bool,
-        read: impl for<'x> Fn(&'x T) -> Result<crate::prepare::Read<'x>> + Sync,
+        one: impl Fn(&T, &Ctx<'_>) -> Result<(Option<Mutation>, Prepared)> + Sync,
     ) -> Result<Vec<(Option<Mutation>, Prepared)>> {
         // As many pushes are prepared at once as there are cores; the others
         // wait their turn holding only their text (when 500 devices push at
@@ -1284,7 +1266,14 @@ impl SqliteStore {
         // bench, 2026-12-03) for ~20% less peak RSS (95 against 118 MB).
         let (_preparing, others) = self.prepare_turn();
         let split = split && others == 0;
-        prepare_all(items, split, &self.prepare_ctx(actor), read)
+        let cx = self.prepare_ctx(actor);
+        let cx: Ctx<'_> = PrepareCtx {
+            owner: cx.owner,
+            device: cx.device,
+            rubric: &cx.rubric,
+            pack: cx.pack,
+        };
+        prepare_all(items, split, |item| one(item, &cx))
     }
 
     /// Waits for a turn to prepare a push (see [`SqliteStore::prepare`]);
@@ -1320,23 +1309,16 @@ impl SqliteStore {
     /// A mutation of a streamed push read from its JSON text and prepared
     /// (hashed on its canonical JSON, as `push_body` hashes).
     fn prepare_text(&self, actor: &Principal, text: &str) -> Result<(Mutation, Prepared)> {
-        let decoded: Mutation =
-            serde_json::from_str(text).map_err(|e| Error::BadRequest(e.to_string()))?;
-        let hash = json_sha256_hex(&decoded)?;
-        // No text kept: the decoded answers go to the writer at once.
-        let read = (std::borrow::Cow::Owned(decoded), hash, None);
-        match crate::prepare::prepare_one(read, &self.prepare_ctx(actor))? {
-            (Some(m), p) => Ok((m, p)),
-            (None, _) => Err(Error::Internal("a decoded mutation went missing".into())),
-        }
+        crate::prepare::prepare_json(text, &self.prepare_ctx(actor))
     }
 
     /// [`SqliteStore::prepare`] of a decoded request (hashing each mutation's
     /// canonical JSON).
     fn prepare_request(&self, actor: &Principal, req: &PushRequest) -> Result<Vec<Prepared>> {
         let split = crate::prepare::worth_splitting(&req.mutations);
-        let out = self.prepare(actor, &req.mutations, split, |m| {
-            Ok((std::borrow::Cow::Borrowed(m), json_sha256_hex(m)?, None))
+        let out = self.prepare(actor, &req.mutations, split, |m, cx| {
+            let read = (std::borrow::Cow::Borrowed(m), json_sha256_hex(m)?, None);
+            crate::prepare::prepare_one(read, cx)
         })?;
         Ok(out.into_iter().map(|(_, p)| p).collect())
     }
@@ -3811,16 +3793,11 @@ impl Store for SqliteStore {
         let split_in = started.elapsed();
         let n = raw.mutations.len();
         let split = body.len() >= crate::prepare::SPLIT_AT_BYTES;
-        fn read<'x>(m: &'x &serde_json::value::RawValue) -> Result<crate::prepare::Read<'x>> {
-            let text = m.get();
-            let decoded: Mutation =
-                serde_json::from_str(text).map_err(|e| Error::BadRequest(e.to_string()))?;
-            // Hashed on its canonical JSON, not on the bytes that came: a
-            // resend of the same change encoded otherwise (keys in another
-            // order) is still the same mutation (tests/crash_recovery.rs).
-            let hash = json_sha256_hex(&decoded)?;
-            Ok((std::borrow::Cow::Owned(decoded), hash, Some(text)))
-        }
+        // Each mutation read from its text as `prepare_json` reads it: a new
+        // sheet's answers stay in the text while it waits for the writer.
+        let read = |m: &&serde_json::value::RawValue, cx: &Ctx<'_>| {
+            crate::prepare::prepare_json(m.get(), cx).map(|(m, p)| (Some(m), p))
+        };
         let prepared = match self.prepare(&actor, &raw.mutations, split, read) {
             Ok(p) => p,
             // A mutation that does not decode: the full decoder's error.
