@@ -1327,11 +1327,14 @@ impl SqliteStore {
     /// mutations on while `body` is still scanned for the rest, handed to
     /// the writer as soon as the scan is over, and prepared while it is
     /// written, by a helper thread and by the writer (see [`Streamed`]).
-    /// The helper is started first, so that it is running by the time there
-    /// is work for it (a thread started just when the work is ready often
-    /// waited its turn behind the one that started it, the other core idle:
-    /// `docs/sync-protocol.md`). `None`, or a `BadRequest`: refused before
-    /// anything was written; the caller asks the full decoder why.
+    /// The helper is one of rayon's pool threads, woken first thing, so that
+    /// it is running by the time there is work for it: a thread started for
+    /// each push was queued behind the one that started it in about a third
+    /// of the pushes (its first chunk 2.8-4.1 ms late, the writer meanwhile
+    /// preparing alone), a woken pool thread in a tenth to a third of them
+    /// (`docs/sync-protocol.md`, fourth session). `None`, or a `BadRequest`:
+    /// refused before anything was written; the caller asks the full decoder
+    /// why.
     fn push_streamed(
         &self,
         actor: &Principal,
@@ -1341,9 +1344,10 @@ impl SqliteStore {
     ) -> Option<Result<(PushResponse, PushTiming)>> {
         let (give, take) = std::sync::mpsc::sync_channel::<Arc<Streamed>>(1);
         // `move`: a refusal below drops `give`, which lets the helper go
-        // (the scope waits for it).
-        std::thread::scope(move |sc| {
-            sc.spawn(move || {
+        // (the scope waits for it). The helper only ever blocks on `take`,
+        // which is given (or dropped) before anything here waits for it.
+        rayon::in_place_scope(move |sc| {
+            sc.spawn(move |_| {
                 // The turn is given back once every chunk is claimed:
                 // waiting for the writer is not preparing.
                 let _turn = turn;
