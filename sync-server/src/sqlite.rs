@@ -1362,6 +1362,11 @@ impl SqliteStore {
             let _ = give.send(s.clone());
             let (protocol, n) = s.scan().ok()?;
             check_push(protocol, n).ok()?;
+            // Every mutation found was recorded (the cap is the limit
+            // `check_push` holds a push to); otherwise the full decoder.
+            if s.len() != n {
+                return None;
+            }
             let read = started.elapsed();
             let r = self.enqueue(actor.clone(), Batch::Streamed(s.clone()));
             Some(r.map(|r| {

@@ -1,6 +1,7 @@
 //! The real binary as a child process: it dies right after committing a push
 //! and before answering (test-only fault hook); the device retries the same
-//! batch against the restarted server on the same data directory.
+//! batch against the restarted server on the same data directory. Both a
+//! small push and one large enough to be prepared while it is written.
 
 mod common;
 
@@ -11,6 +12,7 @@ use common::*;
 use ocop_shared::wire::{
     Answer, AnswerEdit, Op, Outcome, SheetKey, SheetState, TokenResponse, paths,
 };
+use rstest::rstest;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
@@ -53,8 +55,13 @@ async fn start(data: &std::path::Path, fault: bool) -> (Child, String) {
     (child, url)
 }
 
+/// `products` new sheets; `whole`: every criterion answered with a long
+/// note (a push of more than 64 KB, prepared while it is written), else one.
+#[rstest]
+#[case::small(3, false)]
+#[case::large_and_streamed(12, true)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retried_batch_after_crash_yields_no_duplicate() {
+async fn retried_batch_after_crash_yields_no_duplicate(#[case] sheets: usize, #[case] whole: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url) = start(dir.path(), true).await;
     let (st, body, t) = login(
@@ -79,30 +86,43 @@ async fn retried_batch_after_crash_yields_no_duplicate() {
     let rubric = ocop_shared::bundled::scoreable();
     let mut batch = Vec::new();
     let mut sheet_ids = Vec::new();
-    for p in &products[..3] {
+    for p in &products[..sheets] {
         let rref: ocop_shared::rubric::RubricRef =
             serde_json::from_value(p["rubric"].clone()).unwrap();
         let r = rubric.iter().find(|r| r.id == rref.id).unwrap();
-        let (_, _, c) = r.criteria().next().unwrap();
+        let answered = if whole { usize::MAX } else { 1 };
         let sid = Uuid::now_v7();
         sheet_ids.push(sid);
-        batch.push(d.mutation(Op::SetAnswers {
-            sheet: SheetKey {
-                sheet_id: sid,
-                round_id: serde_json::from_value(p["round_id"].clone()).unwrap(),
-                product_id: serde_json::from_value(p["id"].clone()).unwrap(),
-                rubric: rref.clone(),
-            },
-            answers: vec![AnswerEdit {
-                criterion: c.code.clone(),
-                answer: Answer {
-                    option: Some(c.options().next().unwrap().id.clone()),
-                    ..Answer::default()
+        batch.push(
+            d.mutation(Op::SetAnswers {
+                sheet: SheetKey {
+                    sheet_id: sid,
+                    round_id: serde_json::from_value(p["round_id"].clone()).unwrap(),
+                    product_id: serde_json::from_value(p["id"].clone()).unwrap(),
+                    rubric: rref.clone(),
                 },
-                base_rev: 0,
-            }],
-        }));
+                answers: r
+                    .criteria()
+                    .take(answered)
+                    .map(|(_, _, c)| AnswerEdit {
+                        criterion: c.code.clone(),
+                        answer: Answer {
+                            option: Some(c.options().next().unwrap().id.clone()),
+                            note: if whole {
+                                "đã kiểm tra tại cơ sở sản xuất ".repeat(8)
+                            } else {
+                                String::new()
+                            },
+                            ..Answer::default()
+                        },
+                        base_rev: 0,
+                    })
+                    .collect(),
+            }),
+        );
     }
+    let size = serde_json::to_vec(&batch).unwrap().len();
+    assert_eq!(size > 64 * 1024, whole, "{size} bytes");
     // The server commits, then dies before answering: the device sees a failure.
     let (status, _, _) = {
         let r = d
@@ -132,7 +152,7 @@ async fn retried_batch_after_crash_yields_no_duplicate() {
     let (mut child, url) = start(dir.path(), false).await;
     let d = Device::new(&url, t);
     let resp = d.push(batch.clone()).await;
-    assert_eq!(resp.results.len(), 3);
+    assert_eq!(resp.results.len(), sheets);
     for r in &resp.results {
         let Outcome::Duplicate { original } = &r.outcome else {
             panic!("{resp:?}")
