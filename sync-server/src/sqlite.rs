@@ -1659,7 +1659,14 @@ impl SqliteStore {
                 }
                 (Err(e), Some(k)) => {
                     // Its writes were undone with the group: the error is true.
-                    tracing::warn!(error = %e, pushes = left.len(), "a push failed inside a group commit; the others run again");
+                    // A streamed push that turns out not to decode is the
+                    // device's mistake, answered with where it is wrong; the
+                    // server is fine.
+                    if matches!(e, Error::BadRequest(_)) {
+                        tracing::debug!(error = %e, others = left.len() - 1, "a push refused inside a group commit; the others run again");
+                    } else {
+                        tracing::warn!(error = %e, pushes = left.len(), "a push failed inside a group commit; the others run again");
+                    }
                     if left.len() > 1 {
                         self.group_failures.fetch_add(1, Relaxed);
                     }
