@@ -249,16 +249,7 @@ where
     };
     let hash = json_sha256_hex(&m)?;
     let OpRef::SetAnswers { sheet, answers } = m.op;
-    let prepared = match (cx.rubric)(&sheet.rubric) {
-        Some(r) => match Template::build(&sheet, &answers, cx.owner, cx.device, &r)? {
-            Some((t, attachments)) => Some(NewSheet {
-                packed: (cx.pack)(t.json())?,
-                attachments,
-            }),
-            None => None,
-        },
-        None => None,
-    };
+    let prepared = new_sheet(cx, &sheet, &answers)?;
     let (answers, text) = match prepared {
         Some(_) => (Vec::new(), Some(text.into())),
         None => (answers.into_iter().map(EditRef::into_owned).collect(), None),
@@ -446,6 +437,29 @@ pub(crate) fn worth_splitting(mutations: &[Mutation]) -> bool {
     answers >= SPLIT_AT_ANSWERS
 }
 
+/// The snapshot, compressed, of the sheet `key` if `edits` are its first
+/// write (see [`Template::build`]); `None` if its rubric is not known here.
+fn new_sheet<R, P>(
+    cx: &PrepareCtx<R, P>,
+    key: &SheetKey,
+    edits: &[EditRef<'_>],
+) -> Result<Option<NewSheet>>
+where
+    R: Fn(&RubricRef) -> Option<Arc<Rubric>>,
+    P: Fn(&str) -> Result<Vec<u8>>,
+{
+    let Some(r) = (cx.rubric)(&key.rubric) else {
+        return Ok(None);
+    };
+    let Some((t, attachments)) = Template::build(key, edits, cx.owner, cx.device, &r)? else {
+        return Ok(None);
+    };
+    Ok(Some(NewSheet {
+        packed: (cx.pack)(t.json())?,
+        attachments,
+    }))
+}
+
 /// Reads (with `read`) and prepares one item of a push; gives back the
 /// mutation `read` made (not one it borrowed).
 pub(crate) fn prepare_one<'x, R, P>(
@@ -458,22 +472,10 @@ where
 {
     let (m, hash, text) = read;
     let sheet = match &m.op {
-        Op::SetAnswers { sheet, answers } => match (cx.rubric)(&sheet.rubric) {
-            Some(r) => match Template::build(
-                sheet,
-                &answers.iter().map(EditRef::of).collect::<Vec<_>>(),
-                cx.owner,
-                cx.device,
-                &r,
-            )? {
-                Some((t, attachments)) => Some(NewSheet {
-                    packed: (cx.pack)(t.json())?,
-                    attachments,
-                }),
-                None => None,
-            },
-            None => None,
-        },
+        Op::SetAnswers { sheet, answers } => {
+            let edits: Vec<EditRef<'_>> = answers.iter().map(EditRef::of).collect();
+            new_sheet(cx, sheet, &edits)?
+        }
         _ => None,
     };
     // While the push waits for the writer (behind hundreds of others
@@ -590,19 +592,18 @@ impl Streamed {
         self.scan.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records the next mutation's place; `false` (nothing recorded) past
-    /// the cap, when the push is refused anyway.
-    pub fn found(&self, at: std::ops::Range<usize>) -> bool {
+    /// Records the next mutation's place; nothing past the cap (such a push
+    /// is refused: its count and `len` differ).
+    pub fn found(&self, at: std::ops::Range<usize>) {
         let mut scan = self.scan_state();
         let i = scan.known;
         if i >= self.ranges.len() || self.ranges[i].set(at).is_err() {
-            return false;
+            return;
         }
         scan.known += 1;
         if scan.known.is_multiple_of(STREAM_CHUNK) {
             self.scanned.notify_all();
         }
-        true
     }
 
     /// No more mutations: the ones found are the push.
@@ -1007,11 +1008,13 @@ mod tests {
         /// Read through the borrowed decoder or not, a mutation is the one
         /// the full decoder reads, with the hash of its canonical JSON:
         /// whatever its text holds (escapes, quotes, control characters in
-        /// any string), whichever way its keys are ordered.
+        /// any string), whichever way its keys are ordered; a new sheet's
+        /// (answers the rubric takes, `valid`) with its snapshot prepared.
         #[test]
         fn a_mutation_read_from_its_text_is_the_decoded_one_with_its_hash(
             answers in proptest::collection::vec(
                 ("(\\PC|\"){1,5}", answer_strategy(), 0u64..3), 0..6),
+            valid in proptest::option::of((1usize..32, "(\\PC|\"|\\\\|\n){0,20}")),
             client_time in proptest::option::of("\\PC{0,10}"),
             reorder in any::<bool>(),
             rubric_known in any::<bool>(),
@@ -1021,16 +1024,17 @@ mod tests {
             if !rubric_known {
                 k.rubric.version += 1;
             }
+            let answers: Vec<AnswerEdit> = match &valid {
+                Some((n, note)) => edits(&r, *n, note),
+                None => answers
+                    .into_iter()
+                    .map(|(criterion, answer, base_rev)| AnswerEdit { criterion, answer, base_rev })
+                    .collect(),
+            };
             let mutation = Mutation {
                 id: 7,
                 client_time,
-                op: Op::SetAnswers {
-                    sheet: k,
-                    answers: answers
-                        .into_iter()
-                        .map(|(criterion, answer, base_rev)| AnswerEdit { criterion, answer, base_rev })
-                        .collect(),
-                },
+                op: Op::SetAnswers { sheet: k, answers },
             };
             // serde_json's own map orders keys: another order than the struct's.
             let text = if reorder {
@@ -1046,9 +1050,23 @@ mod tests {
             };
             let (got, prepared) = prepare_json(&text, &cx).unwrap();
             prop_assert_eq!(&prepared.hash, &json_sha256_hex(&mutation).unwrap());
-            // A new sheet's answers travel as its text.
+            // Answers the rubric takes make a snapshot; an unknown rubric none.
+            if valid.is_some() && rubric_known {
+                prop_assert!(prepared.sheet.is_some());
+            }
+            if !rubric_known {
+                prop_assert!(prepared.sheet.is_none());
+            }
+            // A new sheet's answers travel as its text, and only there.
             let got = match &prepared.text {
-                Some(t) => serde_json::from_str::<Mutation>(t).unwrap(),
+                Some(t) => {
+                    let Op::SetAnswers { answers, .. } = &got.op else {
+                        panic!("not a sheet write: {got:?}")
+                    };
+                    prop_assert!(answers.is_empty());
+                    prop_assert_eq!(got.id, mutation.id);
+                    serde_json::from_str::<Mutation>(t).unwrap()
+                }
                 None => got,
             };
             prop_assert_eq!(got, mutation);

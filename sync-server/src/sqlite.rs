@@ -1288,6 +1288,16 @@ impl SqliteStore {
         (Preparing(&self.preparing), *n - 1)
     }
 
+    /// A turn to prepare a push if no other push is being prepared, without
+    /// waiting (a push that would have to wait is not streamed).
+    fn only_turn(&self) -> Option<Preparing<'_>> {
+        let mut n = lock(&self.preparing.0);
+        (*n == 0).then(|| {
+            *n = 1;
+            Preparing(&self.preparing)
+        })
+    }
+
     /// What preparing a push of `actor` needs.
     fn prepare_ctx(
         &self,
@@ -3787,17 +3797,16 @@ impl Store for SqliteStore {
         // then the protocol, then the size).
         let started = std::time::Instant::now();
         let whole = |actor| crate::store::push_decoded(self, actor, &body, started);
-        if body.len() >= crate::prepare::SPLIT_AT_BYTES {
-            let (turn, others) = self.prepare_turn();
-            if others == 0 {
-                return match self.push_streamed(&actor, body.clone(), turn, started) {
-                    Some(Ok(done)) => Ok(done),
-                    // Refused before anything was written (see
-                    // `push_streamed`): the full decoder's error.
-                    None | Some(Err(Error::BadRequest(_))) => whole(actor),
-                    Some(Err(e)) => Err(e),
-                };
-            }
+        if body.len() >= crate::prepare::SPLIT_AT_BYTES
+            && let Some(turn) = self.only_turn()
+        {
+            return match self.push_streamed(&actor, body.clone(), turn, started) {
+                Some(Ok(done)) => Ok(done),
+                // Refused before anything was written (see
+                // `push_streamed`): the full decoder's error.
+                None | Some(Err(Error::BadRequest(_))) => whole(actor),
+                Some(Err(e)) => Err(e),
+            };
         }
         let Ok(raw) = serde_json::from_slice::<RawPush<'_>>(&body) else {
             return whole(actor);
