@@ -220,7 +220,20 @@ DROP INDEX entities_product;
     r#"
 -- 5: sheet bodies may carry their seq in a skippable frame (no DDL)
 "#,
+    // 6: a new sheet's first revision may keep no body of its own
+    // (`delta = 2`, `LAZY_REVISION`): its body is the sheet's snapshot until
+    // the sheet's next write copies it into the row. Nothing to change in the
+    // tables; the version is raised so that an older server, which would read
+    // such a row as an empty body, refuses the database.
+    r#"
+-- 6: a sheet's first revision may point at its snapshot (no DDL)
+"#,
 ];
+
+/// `sheet_revisions.delta` of a revision whose body is not in its row but
+/// is the sheet's snapshot (schema 6): a new sheet's first revision, until
+/// the sheet's next write copies the snapshot into the row (`write_sheet_rows`).
+const LAZY_REVISION: i64 = 2;
 
 /// Read connections per store.
 const READERS: usize = 4;
@@ -2206,6 +2219,16 @@ fn write_sheet_rows<'h>(
 ) -> Result<()> {
     let conn = ctx.conn;
     let id = sheet.id.to_string();
+    if !new {
+        // The snapshot about to be replaced may be the body of the sheet's
+        // first revision (`LAZY_REVISION`): the revision gets its own copy first.
+        conn.prepare_cached(
+            "UPDATE sheet_revisions SET delta = 1,
+               body = (SELECT body FROM entities WHERE kind = 'sheet' AND id = ?1)
+             WHERE sheet_id = ?1 AND delta = 2",
+        )?
+        .execute(params![id])?;
+    }
     conn.prepare_cached(
         // A sheet's round, product and owner never change: setting them again
         // on an edit would rewrite their index entries for nothing.
@@ -2221,15 +2244,22 @@ fn write_sheet_rows<'h>(
         sheet.owner_id.to_string(),
         body
     ])?;
+    // A new sheet's first revision is its snapshot: it is stored once, in
+    // the snapshot, and the revision row points at it (`LAZY_REVISION`)
+    // until the next write of the sheet copies it over (below, in the same
+    // transaction), so a sheet pushed whole once writes its body once.
+    let lazy = new && delta.is_none();
+    let empty = rusqlite::types::Value::Blob(Vec::new());
     conn.prepare_cached(
-        "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+        "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![
         id,
         seq as i64,
         ctx.actor.device_id.to_string(),
         ctx.mutation_id as i64,
-        delta.unwrap_or(body)
+        if lazy { &empty } else { delta.unwrap_or(body) },
+        if lazy { LAZY_REVISION } else { 1 }
     ])?;
     if !new {
         conn.prepare_cached("DELETE FROM sheet_attachments WHERE sheet_id = ?1")?
@@ -3970,8 +4000,12 @@ impl Store for SqliteStore {
         if view == SheetView::Hidden {
             return Err(Error::NotFound(format!("sheet {sheet_id} is unknown")));
         }
-        let mut stmt = conn
-            .prepare("SELECT body, delta FROM sheet_revisions WHERE sheet_id = ?1 ORDER BY id")?;
+        // A lazy revision's body is the snapshot (see `write_sheet_rows`).
+        let mut stmt = conn.prepare(
+            "SELECT CASE WHEN r.delta = 2 THEN e.body ELSE r.body END, r.delta
+             FROM sheet_revisions r LEFT JOIN entities e ON e.kind = 'sheet' AND e.id = r.sheet_id
+             WHERE r.sheet_id = ?1 ORDER BY r.id",
+        )?;
         let rows = stmt.query_map(params![id.to_string()], |r| {
             Ok((r.get::<_, StoredBody>(0)?.0, r.get::<_, i64>(1)?))
         })?;

@@ -10,64 +10,93 @@ use ocop_sync_server::sqlite::SqliteStore;
 use ocop_sync_server::{Principal, Store};
 use uuid::Uuid;
 
-#[test]
-fn every_revision_reads_back_whole_and_one_criterion_edits_store_small_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("r.sqlite3");
-    let sqlite = SqliteStore::open(&path).unwrap();
-    let store: &dyn Store = &sqlite;
-    store.install_bundled_rubrics().unwrap();
-    let info = demo::seed(store).unwrap();
-    let m = &info.members()[0];
-    let t = store
-        .enrol(&EnrolRequest {
-            code: m.enrolment_code.clone(),
-            device_name: "d".into(),
-        })
-        .unwrap();
-    let who: Principal = store.authenticate(&t.token).unwrap().unwrap();
-    let prod = &info.products[0];
-    let rubric = ocop_shared::bundled::scoreable()
-        .into_iter()
-        .find(|r| r.id == prod.rubric.id)
-        .unwrap();
-    let key = SheetKey {
-        sheet_id: Uuid::now_v7(),
-        round_id: prod.round_id,
-        product_id: prod.id,
-        rubric: prod.rubric.clone(),
-    };
-    let codes: Vec<String> = rubric.criteria().map(|(_, _, c)| c.code.clone()).collect();
-    let opt = |code: &str, i: usize| {
-        let c = rubric.criterion(code).unwrap();
-        let o: Vec<_> = c.options().collect();
-        o[i % o.len()].id.clone()
-    };
-    let set = |id: u64, edits: Vec<(String, usize)>| Mutation {
-        id,
-        client_time: None,
-        op: Op::SetAnswers {
-            sheet: key.clone(),
-            answers: edits
-                .into_iter()
-                .map(|(c, i)| AnswerEdit {
-                    criterion: c.clone(),
-                    answer: Answer {
-                        option: Some(opt(&c, i)),
-                        note: format!("ghi chú {i}"),
-                        ..Default::default()
-                    },
-                    base_rev: 0,
-                })
-                .collect(),
-        },
-    };
-    // The whole sheet, then three single-criterion edits in separate pushes.
-    let mut snapshots: Vec<SheetState> = Vec::new();
-    let push = |ms: Vec<Mutation>| {
-        let r = store
+/// A member's device, one product's sheet key and its rubric, on a demo store.
+struct World {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    sqlite: SqliteStore,
+    who: Principal,
+    key: SheetKey,
+    rubric: ocop_shared::rubric::Rubric,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let sqlite = SqliteStore::open(&path).unwrap();
+        let store: &dyn Store = &sqlite;
+        store.install_bundled_rubrics().unwrap();
+        let info = demo::seed(store).unwrap();
+        let m = &info.members()[0];
+        let t = store
+            .enrol(&EnrolRequest {
+                code: m.enrolment_code.clone(),
+                device_name: "d".into(),
+            })
+            .unwrap();
+        let who: Principal = store.authenticate(&t.token).unwrap().unwrap();
+        let prod = &info.products[0];
+        let rubric = ocop_shared::bundled::scoreable()
+            .into_iter()
+            .find(|r| r.id == prod.rubric.id)
+            .unwrap();
+        let key = SheetKey {
+            sheet_id: Uuid::now_v7(),
+            round_id: prod.round_id,
+            product_id: prod.id,
+            rubric: prod.rubric.clone(),
+        };
+        World {
+            _dir: dir,
+            path,
+            sqlite,
+            who,
+            key,
+            rubric,
+        }
+    }
+
+    fn codes(&self) -> Vec<String> {
+        self.rubric
+            .criteria()
+            .map(|(_, _, c)| c.code.clone())
+            .collect()
+    }
+
+    /// Mutation `id`: the `i`-th option (and a note) on each criterion given.
+    fn set(&self, id: u64, edits: Vec<(String, usize)>) -> Mutation {
+        let opt = |code: &str, i: usize| {
+            let c = self.rubric.criterion(code).unwrap();
+            let o: Vec<_> = c.options().collect();
+            o[i % o.len()].id.clone()
+        };
+        Mutation {
+            id,
+            client_time: None,
+            op: Op::SetAnswers {
+                sheet: self.key.clone(),
+                answers: edits
+                    .into_iter()
+                    .map(|(c, i)| AnswerEdit {
+                        answer: Answer {
+                            option: Some(opt(&c, i)),
+                            note: format!("ghi chú {i}"),
+                            ..Default::default()
+                        },
+                        criterion: c,
+                        base_rev: 0,
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    fn push(&self, ms: Vec<Mutation>) {
+        let r = self
+            .sqlite
             .push(
-                &who,
+                &self.who,
                 &PushRequest {
                     protocol: PROTOCOL_VERSION,
                     mutations: ms,
@@ -80,28 +109,55 @@ fn every_revision_reads_back_whole_and_one_criterion_edits_store_small_rows() {
                 .all(|x| matches!(x.outcome, Outcome::Applied { .. })),
             "{r:?}"
         );
-    };
-    let current = || -> SheetState {
-        store
+    }
+
+    /// The sheet as pull serves it.
+    fn current(&self) -> SheetState {
+        self.sqlite
             .pull(&Principal::system(), 0, 100_000)
             .unwrap()
             .changes
             .into_iter()
             .find_map(|c| match c.entity {
-                Entity::Sheet(s) if s.product_id == prod.id => Some(*s),
+                Entity::Sheet(s) if s.id == self.key.sheet_id => Some(*s),
                 _ => None,
             })
             .unwrap()
-    };
+    }
+
+    fn revisions(&self) -> Vec<SheetState> {
+        self.sqlite
+            .sheet_revisions(&Principal::system(), self.key.sheet_id)
+            .unwrap()
+    }
+
+    /// Each revision row's `delta` and the length of its own body.
+    fn revision_rows(&self) -> Vec<(i64, i64)> {
+        let db = rusqlite::Connection::open(&self.path).unwrap();
+        db.prepare("SELECT delta, length(body) FROM sheet_revisions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+}
+
+#[test]
+fn every_revision_reads_back_whole_and_one_criterion_edits_store_small_rows() {
+    let w = World::new();
+    let (path, codes) = (&w.path, w.codes());
+    let push = |ms| w.push(ms);
+    let set = |id, edits| w.set(id, edits);
+    let current = || w.current();
+    let mut snapshots: Vec<SheetState> = Vec::new();
     push(vec![set(1, codes.iter().map(|c| (c.clone(), 0)).collect())]);
     snapshots.push(current());
     for (n, c) in ["1.2", "4.1", "1.2"].iter().enumerate() {
         push(vec![set(n as u64 + 2, vec![(c.to_string(), n + 1)])]);
         snapshots.push(current());
     }
-    let revs = store
-        .sheet_revisions(&Principal::system(), key.sheet_id)
-        .unwrap();
+    let revs = w.revisions();
     assert_eq!(
         revs, snapshots,
         "each revision reads back as the whole sheet it was"
@@ -109,7 +165,7 @@ fn every_revision_reads_back_whole_and_one_criterion_edits_store_small_rows() {
     // The stored rows: the first holds all 31 answers, the edits one each.
     // A whole sheet is zstd-compressed JSON (schema 4); a body under 1 KB is
     // kept as its JSON TEXT (compressing it cost more than it saved).
-    let db = rusqlite::Connection::open(&path).unwrap();
+    let db = rusqlite::Connection::open(path).unwrap();
     let sizes: Vec<i64> = db
         .prepare("SELECT body FROM sheet_revisions ORDER BY id")
         .unwrap()
@@ -144,4 +200,24 @@ fn every_revision_reads_back_whole_and_one_criterion_edits_store_small_rows() {
             sizes[0]
         );
     }
+}
+
+#[test]
+fn a_new_sheets_first_revision_stores_no_second_copy_until_the_sheet_is_written_again() {
+    let w = World::new();
+    let whole: Vec<(String, usize)> = w.codes().into_iter().map(|c| (c, 0)).collect();
+    w.push(vec![w.set(1, whole)]);
+    let first = w.current();
+    // One copy of the body: the snapshot's; the revision row points at it.
+    assert_eq!(w.revision_rows(), vec![(2, 0)]);
+    assert_eq!(w.revisions(), vec![first.clone()]);
+    // The next write copies the first body into its row, then stores its own change.
+    w.push(vec![w.set(2, vec![("1.2".into(), 1)])]);
+    let second = w.current();
+    let rows = w.revision_rows();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, 1, "the first revision holds its own body now");
+    assert!(rows[0].1 > 0 && rows[1].1 > 0, "{rows:?}");
+    assert_ne!(first, second);
+    assert_eq!(w.revisions(), vec![first, second]);
 }

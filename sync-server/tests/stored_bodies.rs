@@ -41,7 +41,7 @@ fn decompress_all(path: &std::path::Path) -> usize {
     for table in ["entities", "sheet_revisions"] {
         let rows: Vec<(i64, Vec<u8>)> = db
             .prepare(&format!(
-                "SELECT rowid, body FROM {table} WHERE typeof(body) = 'blob'"
+                "SELECT rowid, body FROM {table} WHERE typeof(body) = 'blob' AND length(body) > 0"
             ))
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -33,6 +33,10 @@ fn main() {
     // the push's second preparing thread included): what the machine's two
     // cores pay.
     let mut proc_cpu = Vec::new();
+    // Bytes this process wrote to files while pushing (WAL frames and the
+    // checkpoints copying them): unlike time, the same from run to run, so
+    // a change to what a sheet writes shows in one run.
+    let mut written = Vec::new();
     for r in 0..repeats {
         let tmp = tempfile::tempdir().expect("tempdir");
         let s = setup(tmp.path(), members, products);
@@ -70,6 +74,7 @@ fn main() {
         let t = Instant::now();
         let cpu0 = thread_cpu_ns();
         let proc0 = process_cpu_ms();
+        let wchar0 = written_bytes();
         for (req, who) in reqs.iter().zip(&who) {
             let resp = store.push(who, req).expect("push");
             assert!(
@@ -83,6 +88,7 @@ fn main() {
         push.push(t.elapsed());
         cpu.push(thread_cpu_ns() - cpu0);
         proc_cpu.push(process_cpu_ms() - proc0);
+        written.push(written_bytes() - wchar0);
         // 100 changed sheets: member 0 edits one criterion on each of its
         // sheets (fresh base), one push, 11 times; the median.
         let page = store.pull(&who[0], 0, 10_000).expect("pull");
@@ -202,14 +208,16 @@ fn main() {
     cpu.sort();
     proc_cpu.sort();
     changed.sort();
+    written.sort();
     let (d, p, c) = (decode[repeats / 2], push[repeats / 2], changed[repeats / 2]);
     println!(
-        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet; writer on CPU {:.1} µs per sheet, process on CPU {:.1} µs per sheet), 100 changed sheets {:.2} ms",
+        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet; writer on CPU {:.1} µs per sheet, process on CPU {:.1} µs per sheet, {:.0} B written per sheet), 100 changed sheets {:.2} ms",
         rate(n, d),
         rate(n, p),
         p.as_secs_f64() * 1e6 / n as f64,
         cpu[repeats / 2] as f64 / 1e3 / n as f64,
         proc_cpu[repeats / 2] as f64 * 1e3 / n as f64,
+        written[repeats / 2] as f64 / n as f64,
         ms(c)
     );
 }
@@ -233,6 +241,19 @@ fn process_cpu_ms() -> u64 {
             let f: Vec<&str> = rest.split_whitespace().collect();
             let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
             Some(ticks * 10)
+        })
+        .unwrap_or(0)
+}
+
+/// Bytes this process has written through `write`-like calls
+/// (`/proc/self/io` `wchar`, Linux), 0 where unavailable.
+fn written_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("wchar:"))
+                .and_then(|v| v.trim().parse().ok())
         })
         .unwrap_or(0)
 }
