@@ -1457,6 +1457,14 @@ impl SqliteStore {
         let at = now();
         let mut cache = BatchCache::default();
         let mut results = Vec::with_capacity(n);
+        // An id above every id this device has stored, and not met earlier in
+        // this push, cannot be a resend: it needs no idempotency look-up (one
+        // statement less per mutation; devices number their mutations upwards,
+        // so this is nearly every mutation).
+        let used_below: Option<i64> = tx
+            .prepare_cached("SELECT MAX(mutation_id) FROM applied_mutations WHERE device_id = ?1")?
+            .query_row(params![device], |r| r.get(0))?;
+        let mut met = std::collections::HashSet::with_capacity(n);
         for i in 0..n {
             let (m, prep) = item(i)?;
             let hash = prep.hash.as_str();
@@ -1473,12 +1481,17 @@ impl SqliteStore {
             let body = || -> Result<String> { Ok(serde_json::to_string(&*whole()?)?) };
             // Seen before (a resend, or the same id twice in this batch)? The
             // writer lock makes look-then-insert safe; one write per mutation.
-            let prior: Option<(String, String)> = tx
-                .prepare_cached(
+            let unseen = i64::try_from(m.id).is_ok_and(|id| used_below.is_none_or(|u| id > u))
+                && met.insert(m.id);
+            let prior: Option<(String, String)> = if unseen {
+                None
+            } else {
+                tx.prepare_cached(
                     "SELECT body_hash, outcome FROM applied_mutations WHERE device_id = ?1 AND mutation_id = ?2",
                 )?
                 .query_row(params![device, m.id as i64], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
+                .optional()?
+            };
             if let Some((old_hash, old_outcome)) = prior {
                 let outcome = if old_hash == hash {
                     let original: Outcome = serde_json::from_str(&old_outcome)?;
@@ -1894,13 +1907,25 @@ fn resolve_sheet_id(conn: &Connection, id: Uuid) -> Result<Uuid> {
 /// moved since that copy was committed (one statement either way; the body
 /// is only read and decoded on a miss).
 fn load_sheet_for_write(ctx: &PushCtx<'_>, id: Uuid) -> Result<Option<SheetState>> {
-    let id = resolve_sheet_id(ctx.conn, id)?;
     let mut cache = lock(&ctx.store.sheets);
+    // The alias is resolved in the same statement (`resolve_sheet_id`): a
+    // push of new sheets asks once per sheet, not twice.
     let row = ctx
         .conn
-        .prepare_cached("SELECT seq, body FROM entities WHERE kind = 'sheet' AND id = ?1")?
+        .prepare_cached(
+            "SELECT e.seq, e.body, e.id FROM entities e
+             WHERE e.kind = 'sheet'
+               AND e.id = COALESCE((SELECT sheet_id FROM sheet_aliases WHERE alias_id = ?1), ?1)",
+        )?
         .query_row(params![id.to_string()], |r| {
             let seq = r.get::<_, i64>(0)? as u64;
+            let id = Uuid::parse_str(r.get_ref(2)?.as_str()?).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?;
             Ok(match cache.take(id, seq) {
                 Some(s) => Ok(s),
                 None => Err(r.get::<_, StoredBody>(1)?.0),

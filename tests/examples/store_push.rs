@@ -37,6 +37,9 @@ fn main() {
     // checkpoints copying them): unlike time, the same from run to run, so
     // a change to what a sheet writes shows in one run.
     let mut written = Vec::new();
+    // On-CPU time of the checkpoint thread (copying WAL pages into the
+    // database file, and its fsyncs).
+    let mut checkpointer = Vec::new();
     for r in 0..repeats {
         let tmp = tempfile::tempdir().expect("tempdir");
         let s = setup(tmp.path(), members, products);
@@ -75,6 +78,7 @@ fn main() {
         let cpu0 = thread_cpu_ns();
         let proc0 = process_cpu_ms();
         let wchar0 = written_bytes();
+        let ckpt0 = thread_named_cpu_ms("ocop-checkpoint");
         for (req, who) in reqs.iter().zip(&who) {
             let resp = store.push(who, req).expect("push");
             assert!(
@@ -89,6 +93,7 @@ fn main() {
         cpu.push(thread_cpu_ns() - cpu0);
         proc_cpu.push(process_cpu_ms() - proc0);
         written.push(written_bytes() - wchar0);
+        checkpointer.push(thread_named_cpu_ms("ocop-checkpoint") - ckpt0);
         // 100 changed sheets: member 0 edits one criterion on each of its
         // sheets (fresh base), one push, 11 times; the median.
         let page = store.pull(&who[0], 0, 10_000).expect("pull");
@@ -209,14 +214,16 @@ fn main() {
     proc_cpu.sort();
     changed.sort();
     written.sort();
+    checkpointer.sort();
     let (d, p, c) = (decode[repeats / 2], push[repeats / 2], changed[repeats / 2]);
     println!(
-        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet; writer on CPU {:.1} µs per sheet, process on CPU {:.1} µs per sheet, {:.0} B written per sheet), 100 changed sheets {:.2} ms",
+        "median of {repeats}: decode {:.0}/s, store.push {:.0}/s ({:.1} µs per sheet; writer on CPU {:.1} µs per sheet, process on CPU {:.1} µs per sheet, checkpointer {:.1} µs per sheet, {:.0} B written per sheet), 100 changed sheets {:.2} ms",
         rate(n, d),
         rate(n, p),
         p.as_secs_f64() * 1e6 / n as f64,
         cpu[repeats / 2] as f64 / 1e3 / n as f64,
         proc_cpu[repeats / 2] as f64 * 1e3 / n as f64,
+        checkpointer[repeats / 2] as f64 * 1e3 / n as f64,
         written[repeats / 2] as f64 / n as f64,
         ms(c)
     );
@@ -243,6 +250,23 @@ fn process_cpu_ms() -> u64 {
             Some(ticks * 10)
         })
         .unwrap_or(0)
+}
+
+/// Milliseconds the threads of this process named `name` have run on a
+/// CPU, user and system (`/proc/self/task/*/stat`, clock ticks of 10 ms).
+fn thread_named_cpu_ms(name: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| {
+            let s = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            Some((f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?) * 10)
+        })
+        .sum()
 }
 
 /// Bytes this process has written through `write`-like calls

@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use ocop_shared::rubric::Rubric;
 use ocop_shared::wire::{
-    Answer, AnswerEdit, EnrolRequest, Mutation, Op, PROTOCOL_VERSION, PullResponse, PushRequest,
-    PushResponse, SheetKey, TokenResponse, paths,
+    Answer, AnswerEdit, EnrolRequest, Entity, Mutation, Op, Outcome, PROTOCOL_VERSION,
+    PullResponse, PushRequest, PushResponse, SheetKey, SheetState, TokenResponse, paths,
 };
 use ocop_sync_server::demo::{self, DemoInfo};
+use ocop_sync_server::sqlite::SqliteStore;
 use ocop_sync_server::testing::{self, TestServer};
+use ocop_sync_server::{Principal, Store};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
@@ -319,4 +321,142 @@ pub fn principals(
             store.authenticate(&t.token).unwrap().unwrap()
         })
         .collect()
+}
+
+/// A member's device, one product's sheet key and its rubric, on a demo store.
+pub struct StoreWorld {
+    pub _dir: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+    pub sqlite: SqliteStore,
+    pub who: Principal,
+    pub key: SheetKey,
+    pub rubric: ocop_shared::rubric::Rubric,
+}
+
+impl StoreWorld {
+    pub fn new() -> StoreWorld {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.sqlite3");
+        let sqlite = SqliteStore::open(&path).unwrap();
+        let store: &dyn Store = &sqlite;
+        store.install_bundled_rubrics().unwrap();
+        let info = demo::seed(store).unwrap();
+        let m = &info.members()[0];
+        let t = store
+            .enrol(&EnrolRequest {
+                code: m.enrolment_code.clone(),
+                device_name: "d".into(),
+            })
+            .unwrap();
+        let who: Principal = store.authenticate(&t.token).unwrap().unwrap();
+        let prod = &info.products[0];
+        let rubric = ocop_shared::bundled::scoreable()
+            .into_iter()
+            .find(|r| r.id == prod.rubric.id)
+            .unwrap();
+        let key = SheetKey {
+            sheet_id: Uuid::now_v7(),
+            round_id: prod.round_id,
+            product_id: prod.id,
+            rubric: prod.rubric.clone(),
+        };
+        StoreWorld {
+            _dir: dir,
+            path,
+            sqlite,
+            who,
+            key,
+            rubric,
+        }
+    }
+
+    pub fn codes(&self) -> Vec<String> {
+        self.rubric
+            .criteria()
+            .map(|(_, _, c)| c.code.clone())
+            .collect()
+    }
+
+    /// Mutation `id`: the `i`-th option (and a note) on each criterion given.
+    pub fn set(&self, id: u64, edits: Vec<(String, usize)>) -> Mutation {
+        let opt = |code: &str, i: usize| {
+            let c = self.rubric.criterion(code).unwrap();
+            let o: Vec<_> = c.options().collect();
+            o[i % o.len()].id.clone()
+        };
+        Mutation {
+            id,
+            client_time: None,
+            op: Op::SetAnswers {
+                sheet: self.key.clone(),
+                answers: edits
+                    .into_iter()
+                    .map(|(c, i)| AnswerEdit {
+                        answer: Answer {
+                            option: Some(opt(&c, i)),
+                            note: format!("ghi chú {i}"),
+                            ..Default::default()
+                        },
+                        criterion: c,
+                        base_rev: 0,
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    /// Pushes `ms`; every one must be applied.
+    pub fn push(&self, ms: Vec<Mutation>) {
+        let r = self.push_any(ms);
+        assert!(
+            r.results
+                .iter()
+                .all(|x| matches!(x.outcome, Outcome::Applied { .. })),
+            "{r:?}"
+        );
+    }
+
+    /// Pushes `ms`, whatever their outcomes.
+    pub fn push_any(&self, ms: Vec<Mutation>) -> PushResponse {
+        self.sqlite
+            .push(
+                &self.who,
+                &PushRequest {
+                    protocol: PROTOCOL_VERSION,
+                    mutations: ms,
+                },
+            )
+            .unwrap()
+    }
+
+    /// The sheet as pull serves it.
+    pub fn current(&self) -> SheetState {
+        self.sqlite
+            .pull(&Principal::system(), 0, 100_000)
+            .unwrap()
+            .changes
+            .into_iter()
+            .find_map(|c| match c.entity {
+                Entity::Sheet(s) if s.id == self.key.sheet_id => Some(*s),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    pub fn revisions(&self) -> Vec<SheetState> {
+        self.sqlite
+            .sheet_revisions(&Principal::system(), self.key.sheet_id)
+            .unwrap()
+    }
+
+    /// Each revision row's `delta` and the length of its own body.
+    pub fn revision_rows(&self) -> Vec<(i64, i64)> {
+        let db = rusqlite::Connection::open(&self.path).unwrap();
+        db.prepare("SELECT delta, length(body) FROM sheet_revisions ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
 }
