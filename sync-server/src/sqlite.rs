@@ -277,14 +277,6 @@ pub struct SqliteStore {
 /// Products kept by the writer: a province's round has hundreds.
 const PRODUCT_CACHE: usize = 4096;
 
-/// A push body read only as far as where each mutation's JSON stands.
-#[derive(serde::Deserialize)]
-struct RawPush<'a> {
-    protocol: u32,
-    #[serde(borrow)]
-    mutations: Vec<&'a serde_json::value::RawValue>,
-}
-
 /// How a snapshot is stored (see [`pack_body`]).
 type PackFn = fn(&str) -> Result<Vec<u8>>;
 
@@ -3863,28 +3855,35 @@ impl Store for SqliteStore {
                 Some(Err(e)) => Err(e),
             };
         }
-        let Ok(raw) = serde_json::from_slice::<RawPush<'_>>(&body) else {
+        // Split as a streamed push is (see `split_push`); each mutation is
+        // then parsed strictly when it is prepared.
+        let mut ranges = Vec::new();
+        let Ok((protocol, n)) = crate::prepare::split_push(&body, |r| ranges.push(r)) else {
             return whole(actor);
         };
-        if check_push(raw.protocol, raw.mutations.len()).is_err() {
+        if check_push(protocol, n).is_err() {
             // Refused before anything is prepared.
             return whole(actor);
         }
+        let Ok(texts) = ranges
+            .into_iter()
+            .map(|r| std::str::from_utf8(&body[r]))
+            .collect::<std::result::Result<Vec<&str>, _>>()
+        else {
+            return whole(actor);
+        };
         let split_in = started.elapsed();
-        let n = raw.mutations.len();
         let split = body.len() >= crate::prepare::SPLIT_AT_BYTES;
         // Each mutation read from its text as `prepare_json` reads it: a new
         // sheet's answers stay in the text while it waits for the writer.
-        let read = |m: &&serde_json::value::RawValue, cx: &Ctx<'_>| {
-            crate::prepare::prepare_json(m.get(), cx).map(|(m, p)| (Some(m), p))
-        };
-        let prepared = match self.prepare(&actor, &raw.mutations, split, read) {
+        let read =
+            |m: &&str, cx: &Ctx<'_>| crate::prepare::prepare_json(m, cx).map(|(m, p)| (Some(m), p));
+        let prepared = match self.prepare(&actor, &texts, split, read) {
             Ok(p) => p,
             // A mutation that does not decode: the full decoder's error.
             Err(Error::BadRequest(_)) => return whole(actor),
             Err(e) => return Err(e),
         };
-        let protocol = raw.protocol;
         let prepared_in = started.elapsed();
         let (mutations, preps) = prepared
             .into_iter()
@@ -3893,7 +3892,7 @@ impl Store for SqliteStore {
                     .ok_or_else(|| Error::Internal("a decoded mutation went missing".into()))
             })
             .collect::<Result<(Vec<_>, Vec<_>)>>()?;
-        drop(raw);
+        drop(texts);
         drop(body);
         let req = PushRequest {
             protocol,
