@@ -11,7 +11,8 @@
 //! - [`stars`]: the half-open star bands and what caps or voids a star;
 //! - [`council`]: mean, spread, quorum and star of a council, order-independent;
 //! - [`fixed`]: two-decimal fixed-point numbers (no floats near a threshold);
-//! - [`wire`]: the sync protocol types, frozen by golden JSON tests.
+//! - [`wire`]: the sync protocol types, frozen by golden JSON tests;
+//! - [`split`]: a push body's mutations found without decoding them.
 //!
 //! It is **not** a place for I/O: no files, network, database, async or clock
 //! reads. It builds for `wasm32-unknown-unknown` as well as natively, and its
@@ -22,6 +23,7 @@ pub mod council;
 pub mod fixed;
 pub mod rubric;
 pub mod score;
+pub mod split;
 pub mod stars;
 pub mod validate;
 pub mod wire;

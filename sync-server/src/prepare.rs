@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use ocop_shared::rubric::{Rubric, RubricRef};
 use ocop_shared::score::{AnswerParts, check_answer_parts};
+use ocop_shared::split::{SplitError, split_push};
 use ocop_shared::wire::{Answer, AnswerEdit, AnswerState, Mutation, Op, SheetKey, SheetStatus};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -618,7 +619,7 @@ impl Streamed {
     /// gives the protocol and how many mutations there were (recorded up to
     /// the cap). The scan is finished whatever happens, so nobody waits for
     /// more.
-    pub fn scan(&self) -> std::result::Result<(u32, usize), ScanError> {
+    pub fn scan(&self) -> std::result::Result<(u32, usize), SplitError> {
         struct Finish<'a>(&'a Streamed);
         impl Drop for Finish<'_> {
             fn drop(&mut self) {
@@ -712,174 +713,6 @@ impl Streamed {
             Some(Err(Error::BadRequest(e))) => Err(Error::BadRequest(e.clone())),
             Some(Err(e)) => Err(Error::Internal(e.to_string())),
             None => Err(Error::Internal("a prepared mutation went missing".into())),
-        }
-    }
-}
-
-/// A push body the scan cannot split (the full decoder then says what is wrong).
-#[derive(Debug, PartialEq)]
-pub(crate) struct ScanError;
-
-/// Splits a push body `{"protocol": .., "mutations": [..]}` (keys in any
-/// order, other keys ignored as the full decoder ignores them), calling
-/// `found` with each mutation's place as it is found; gives the protocol and
-/// how many mutations there were.
-///
-/// Why not serde: reading each mutation as a `RawValue` validated every
-/// byte of it (UTF-8, escapes, numbers) on the scanning thread before the
-/// writer could start, ~0.45 ms for a 100-sheet push, while each mutation is
-/// parsed strictly anyway when it is prepared. Here only the push's own
-/// structure is checked (keys, `protocol`, ignored values: with serde, they
-/// are small) and a mutation's end is found by matching brackets outside
-/// strings, skipping through strings with `memchr`. A mutation that is not
-/// valid JSON is refused when it is prepared, so a body is taken exactly
-/// when the full decoder takes it (property-tested against it below).
-pub(crate) fn split_push(
-    b: &[u8],
-    mut found: impl FnMut(std::ops::Range<usize>),
-) -> std::result::Result<(u32, usize), ScanError> {
-    let mut i = skip_ws(b, 0);
-    if b.get(i) != Some(&b'{') {
-        return Err(ScanError);
-    }
-    i = skip_ws(b, i + 1);
-    let (mut protocol, mut count) = (None, None);
-    if b.get(i) == Some(&b'}') {
-        i += 1;
-    } else {
-        loop {
-            if b.get(i) != Some(&b'"') {
-                return Err(ScanError);
-            }
-            let end = string_end(b, i)?;
-            let key: Cow<'_, str> = serde_json::from_slice(&b[i..end]).map_err(|_| ScanError)?;
-            i = skip_ws(b, end);
-            if b.get(i) != Some(&b':') {
-                return Err(ScanError);
-            }
-            i = skip_ws(b, i + 1);
-            match key.as_ref() {
-                "protocol" if protocol.is_none() => {
-                    let end = value_end(b, i)?;
-                    protocol =
-                        Some(serde_json::from_slice::<u32>(&b[i..end]).map_err(|_| ScanError)?);
-                    i = end;
-                }
-                "mutations" if count.is_none() => {
-                    let (n, end) = split_list(b, i, &mut found)?;
-                    count = Some(n);
-                    i = end;
-                }
-                "protocol" | "mutations" => return Err(ScanError),
-                _ => {
-                    let end = value_end(b, i)?;
-                    serde_json::from_slice::<serde::de::IgnoredAny>(&b[i..end])
-                        .map_err(|_| ScanError)?;
-                    i = end;
-                }
-            }
-            i = skip_ws(b, i);
-            match b.get(i) {
-                Some(b',') => i = skip_ws(b, i + 1),
-                Some(b'}') => {
-                    i += 1;
-                    break;
-                }
-                _ => return Err(ScanError),
-            }
-        }
-    }
-    if skip_ws(b, i) != b.len() {
-        return Err(ScanError);
-    }
-    Ok((protocol.ok_or(ScanError)?, count.ok_or(ScanError)?))
-}
-
-/// The `mutations` list starting at `b[i]`: each element's place; gives
-/// their count and where the list ends.
-fn split_list(
-    b: &[u8],
-    i: usize,
-    found: &mut impl FnMut(std::ops::Range<usize>),
-) -> std::result::Result<(usize, usize), ScanError> {
-    if b.get(i) != Some(&b'[') {
-        return Err(ScanError);
-    }
-    let mut j = skip_ws(b, i + 1);
-    if b.get(j) == Some(&b']') {
-        return Ok((0, j + 1));
-    }
-    let mut n = 0;
-    loop {
-        let end = value_end(b, j)?;
-        found(j..end);
-        n += 1;
-        j = skip_ws(b, end);
-        match b.get(j) {
-            Some(b',') => j = skip_ws(b, j + 1),
-            Some(b']') => return Ok((n, j + 1)),
-            _ => return Err(ScanError),
-        }
-    }
-}
-
-/// The first byte at or after `i` that is not JSON whitespace.
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
-        i += 1;
-    }
-    i
-}
-
-/// Where the string starting at `b[i]` (a quote) ends, past its closing quote.
-fn string_end(b: &[u8], i: usize) -> std::result::Result<usize, ScanError> {
-    let mut j = i + 1;
-    loop {
-        let k = j + memchr::memchr2(b'"', b'\\', b.get(j..).ok_or(ScanError)?).ok_or(ScanError)?;
-        if b[k] == b'"' {
-            return Ok(k + 1);
-        }
-        // A backslash: the byte after it is escaped, whatever it is.
-        j = k + 2;
-    }
-}
-
-/// Where the JSON value starting at `b[i]` ends, found by its shape only:
-/// a string to its closing quote, an object or list to its matching
-/// bracket (strings skipped), anything else to the next delimiter. What is
-/// inside is not checked here.
-fn value_end(b: &[u8], i: usize) -> std::result::Result<usize, ScanError> {
-    match b.get(i).ok_or(ScanError)? {
-        b'"' => string_end(b, i),
-        b'{' | b'[' => {
-            let mut depth = 0usize;
-            let mut j = i;
-            while j < b.len() {
-                match b[j] {
-                    b'"' => {
-                        j = string_end(b, j)?;
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            return Ok(j + 1);
-                        }
-                    }
-                    _ => {}
-                }
-                j += 1;
-            }
-            Err(ScanError)
-        }
-        _ => {
-            let mut j = i;
-            while j < b.len() && !matches!(b[j], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
-            {
-                j += 1;
-            }
-            if j == i { Err(ScanError) } else { Ok(j) }
         }
     }
 }

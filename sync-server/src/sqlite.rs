@@ -3902,7 +3902,7 @@ impl Store for SqliteStore {
         // Split as a streamed push is (see `split_push`); each mutation is
         // then parsed strictly when it is prepared.
         let mut ranges = Vec::new();
-        let Ok((protocol, n)) = crate::prepare::split_push(&body, |r| ranges.push(r)) else {
+        let Ok((protocol, n)) = ocop_shared::split::split_push(&body, |r| ranges.push(r)) else {
             return whole(actor);
         };
         if check_push(protocol, n).is_err() {
