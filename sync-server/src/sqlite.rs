@@ -235,6 +235,17 @@ DROP INDEX entities_product;
     r#"
 -- 7: sheet bodies may need the zstd dictionary "OCOP" (no DDL)
 "#,
+    // 8: a sheet's slot is its snapshot row's: `entities` already holds each
+    // sheet's round, product and owner, so the `sheets` table (a rowid table
+    // and an index on its id, besides the slot index) copied them; a new
+    // sheet wrote three b-trees for it. The slot stays unique through a
+    // partial index on the snapshots. Every `sheets` row was written with its
+    // snapshot in one transaction, so no slot is lost.
+    r#"
+CREATE UNIQUE INDEX entities_sheet_slot ON entities (owner_id, round_id, product_id)
+    WHERE kind = 'sheet';
+DROP TABLE sheets;
+"#,
 ];
 
 /// `sheet_revisions.delta` of a revision whose body is not in its row but
@@ -2072,12 +2083,12 @@ enum SlotWrite {
     /// A second device of the member started the same sheet offline: map its
     /// id onto the canonical sheet.
     Alias { alias: Uuid, canonical: Uuid },
-    /// A new sheet: claim its slot.
+    /// A new sheet: its slot is claimed by its snapshot row (schema 8).
     New,
 }
 
 impl SlotWrite {
-    fn write(self, conn: &Connection, sheet: &SheetState) -> Result<()> {
+    fn write(self, conn: &Connection) -> Result<()> {
         match self {
             SlotWrite::None => {}
             SlotWrite::Alias { alias, canonical } => {
@@ -2086,17 +2097,8 @@ impl SlotWrite {
                 )?
                 .execute(params![alias.to_string(), canonical.to_string()])?;
             }
-            SlotWrite::New => {
-                conn.prepare_cached(
-                    "INSERT INTO sheets (id, round_id, product_id, owner_id) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![
-                    sheet.id.to_string(),
-                    sheet.round_id.to_string(),
-                    sheet.product_id.to_string(),
-                    sheet.owner_id.to_string()
-                ])?;
-            }
+            // The slot is the snapshot row's (schema 8), written with it.
+            SlotWrite::New => {}
         }
         Ok(())
     }
@@ -2150,7 +2152,8 @@ fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(SheetStat
     } else {
         let existing: Option<String> = conn
             .prepare_cached(
-                "SELECT id FROM sheets WHERE round_id = ?1 AND product_id = ?2 AND owner_id = ?3",
+                "SELECT id FROM entities
+                 WHERE kind = 'sheet' AND owner_id = ?3 AND round_id = ?1 AND product_id = ?2",
             )?
             .query_row(
                 params![round.id.to_string(), product.id.to_string(), me.to_string()],
@@ -2351,7 +2354,7 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
         // encoded and compressed before the writer lock (see `prepare.rs`):
         // its first write applies every edit, as below. Stored with its seq
         // beside the compressed snapshot, which is never made here.
-        slot.write(ctx.conn, &sheet)?;
+        slot.write(ctx.conn)?;
         let seq = ctx.seq.take();
         let body = rusqlite::types::Value::Blob(crate::prepare::seq_frame(seq, &prepared.packed));
         write_sheet_rows(ctx, &sheet, seq, &body, None, &prepared.attachments, true)?;
@@ -2373,7 +2376,7 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
     }
     // Every check passed: from here on nothing refuses.
     let edited = !matches!(slot, SlotWrite::New);
-    slot.write(ctx.conn, &sheet)?;
+    slot.write(ctx.conn)?;
     let seq = ctx.seq.take();
     let device = ctx.actor.device_id;
     let submitted = sheet.status == SheetStatus::Submitted;
@@ -2460,7 +2463,7 @@ fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) ->
     }
     // Every check passed: from here on nothing refuses.
     let edited = !matches!(slot, SlotWrite::New);
-    slot.write(ctx.conn, &sheet)?;
+    slot.write(ctx.conn)?;
     let seq = ctx.seq.take();
     let device = ctx.actor.device_id;
     // The note has no per-write device column; its last writer is found in the revisions.
@@ -4121,7 +4124,13 @@ impl Store for SqliteStore {
         let conn = self.read();
         let mut out = BTreeMap::new();
         for t in TABLES {
-            let n: i64 = conn.query_row(&format!("SELECT COUNT(*) FROM {t}"), [], |r| r.get(0))?;
+            // A sheet's slot is its snapshot row (schema 8).
+            let from = match *t {
+                "sheets" => "entities WHERE kind = 'sheet'",
+                t => t,
+            };
+            let n: i64 =
+                conn.query_row(&format!("SELECT COUNT(*) FROM {from}"), [], |r| r.get(0))?;
             out.insert((*t).to_string(), n as u64);
         }
         Ok(out)
@@ -4145,7 +4154,7 @@ impl Store for SqliteStore {
         let vis = Visibility::load(&conn, actor)?;
         let mut stmt = conn.prepare(
             "SELECT s.round_id, s.product_id, s.owner_id FROM sheet_attachments a
-             JOIN sheets s ON s.id = a.sheet_id WHERE a.sha256 = ?1",
+             JOIN entities s ON s.kind = 'sheet' AND s.id = a.sheet_id WHERE a.sha256 = ?1",
         )?;
         let rows = stmt.query_map(params![sha256], |r| {
             Ok((
@@ -4201,7 +4210,7 @@ fn quarantine_row(
 fn missing_attachments(conn: &Connection, owner: Uuid) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(
         "SELECT DISTINCT sa.sha256 FROM sheet_attachments sa
-         JOIN sheets s ON s.id = sa.sheet_id
+         JOIN entities s ON s.kind = 'sheet' AND s.id = sa.sheet_id
          LEFT JOIN attachments a ON a.sha256 = sa.sha256
          WHERE s.owner_id = ?1 AND (a.sha256 IS NULL OR a.received < a.size)
          ORDER BY sa.sha256",
@@ -4239,26 +4248,38 @@ mod tests {
     }
 
     #[test]
-    fn schema_3_sheets_survive_migration_4_and_their_slots_are_keyed_owner_first() {
+    fn schema_3_sheet_slots_survive_every_migration_and_stay_unique_on_their_snapshots() {
         let dir = tempfile::tempdir().unwrap();
         let conn = Connection::open(dir.path().join("v3.sqlite3")).unwrap();
         at_version(&conn, 3);
+        // Sheets as a schema-3 server wrote them: a slot row and its snapshot.
         let (round, owner) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
         let products: Vec<String> = (0..3).map(|_| Uuid::now_v7().to_string()).collect();
-        for p in &products {
+        for (k, p) in products.iter().enumerate() {
+            let id = Uuid::now_v7().to_string();
             conn.execute(
                 "INSERT INTO sheets (id, round_id, product_id, owner_id) VALUES (?1, ?2, ?3, ?4)",
-                params![Uuid::now_v7().to_string(), round, p, owner],
+                params![id, round, p, owner],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO entities (kind, id, seq, round_id, product_id, owner_id, body)
+                 VALUES ('sheet', ?1, ?2, ?3, ?4, ?5, '{}')",
+                params![id, k as i64 + 1, round, p, owner],
             )
             .unwrap();
         }
-        let before: Vec<(String, String, String, String)> = conn
-            .prepare("SELECT id, round_id, product_id, owner_id FROM sheets ORDER BY id")
+        let slots = |conn: &Connection, from: &str| -> Vec<(String, String, String, String)> {
+            conn.prepare(&format!(
+                "SELECT id, round_id, product_id, owner_id FROM {from} ORDER BY id"
+            ))
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .unwrap()
             .map(|r| r.unwrap())
-            .collect();
+            .collect()
+        };
+        let before = slots(&conn, "sheets");
 
         migrate(&conn).unwrap();
 
@@ -4266,24 +4287,22 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, SCHEMA_VERSION);
-        let after: Vec<(String, String, String, String)> = conn
-            .prepare("SELECT id, round_id, product_id, owner_id FROM sheets ORDER BY id")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
-        assert_eq!(after, before, "every sheet row kept");
+        assert_eq!(
+            slots(&conn, "entities WHERE kind = 'sheet'"),
+            before,
+            "every slot kept"
+        );
         // A slot is still unique: a second sheet for the same member and product is refused.
         let dup = conn.execute(
-            "INSERT INTO sheets (id, round_id, product_id, owner_id) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT INTO entities (kind, id, seq, round_id, product_id, owner_id, body)
+             VALUES ('sheet', ?1, 9, ?2, ?3, ?4, '{}')",
             params![Uuid::now_v7().to_string(), round, products[0], owner],
         );
         assert!(dup.is_err(), "duplicate slot accepted");
         // The slot lookup and the owner lookup use the owner-first index.
         for sql in [
-            "SELECT id FROM sheets WHERE round_id = ?1 AND product_id = ?2 AND owner_id = ?3",
-            "SELECT id FROM sheets WHERE owner_id = ?3",
+            "SELECT id FROM entities WHERE kind = 'sheet' AND owner_id = ?3 AND round_id = ?1 AND product_id = ?2",
+            "SELECT rowid FROM entities WHERE kind = 'sheet' AND owner_id = ?3",
         ] {
             let plan: Vec<String> = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
@@ -4295,19 +4314,21 @@ mod tests {
                 .map(|r| r.unwrap())
                 .collect();
             assert!(
-                plan.iter()
-                    .any(|l| l.contains("USING COVERING INDEX") || l.contains("USING INDEX")),
+                plan.iter().any(|l| l.contains("entities_sheet_slot")),
                 "{sql}: {plan:?}"
             );
         }
-        let indexes: Vec<String> = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ('sheets_product', 'sheets_owner', 'entities_product')")
+        let gone: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE name IN ('sheets', 'sheets_product', 'sheets_owner', 'entities_product')")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .map(|r| r.unwrap())
             .collect();
-        assert!(indexes.is_empty(), "dropped indexes remain: {indexes:?}");
+        assert!(
+            gone.is_empty(),
+            "dropped tables and indexes remain: {gone:?}"
+        );
     }
 
     #[test]
