@@ -101,7 +101,12 @@ fn counts(data: &Path) -> (u64, u64, u64) {
         })
         .unwrap() as u64
     };
-    (q("applied_mutations"), q("sheets"), q("quarantine"))
+    // A sheet's slot is its snapshot row (server schema 8).
+    (
+        q("applied_mutations"),
+        q("entities WHERE kind = 'sheet'"),
+        q("quarantine"),
+    )
 }
 
 async fn member(url: &str, dir: &Path) -> Device {
