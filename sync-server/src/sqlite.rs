@@ -246,6 +246,15 @@ CREATE UNIQUE INDEX entities_sheet_slot ON entities (owner_id, round_id, product
     WHERE kind = 'sheet';
 DROP TABLE sheets;
 "#,
+    // 9: a pushed mutation's audit entry is its idempotency row: the row
+    // already holds the device, the mutation id, the outcome (with its seq)
+    // and the time, and now the operation (`op`); the audit listing reads
+    // these rows beside the `audit` table (see `audit`), instead of a second
+    // row per mutation repeating them. Rows written before keep `op` NULL:
+    // their audit rows exist and are listed as before.
+    r#"
+ALTER TABLE applied_mutations ADD COLUMN op TEXT;
+"#,
 ];
 
 /// `sheet_revisions.delta` of a revision whose body is not in its row but
@@ -915,6 +924,8 @@ fn get_entity<T: DeserializeOwned>(conn: &Connection, kind: &str, id: &str) -> R
     }
 }
 
+/// One row of the audit log (a pushed mutation's entry is its idempotency
+/// row instead, schema 9: see `Store::audit`).
 fn audit(
     conn: &Connection,
     actor: &Principal,
@@ -922,33 +933,17 @@ fn audit(
     detail: serde_json::Value,
     seq: Option<u64>,
 ) -> Result<()> {
-    let (user, device) = (actor.user.id.to_string(), actor.device_id.to_string());
-    audit_row(
-        conn,
-        &now(),
-        &user,
-        &device,
-        action,
-        &detail.to_string(),
-        seq,
-    )
-}
-
-/// One audit row, its parts already text (a push writes one per mutation
-/// and makes the time and ids once).
-fn audit_row(
-    conn: &Connection,
-    at: &str,
-    user: &str,
-    device: &str,
-    action: &str,
-    detail: &str,
-    seq: Option<u64>,
-) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO audit (at, user_id, device_id, action, detail, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![at, user, device, action, detail, seq.map(|s| s as i64)])?;
+    .execute(params![
+        now(),
+        actor.user.id.to_string(),
+        actor.device_id.to_string(),
+        action,
+        detail.to_string(),
+        seq.map(|s| s as i64)
+    ])?;
     Ok(())
 }
 
@@ -1500,7 +1495,6 @@ impl SqliteStore {
             used: false,
         };
         let device = actor.device_id.to_string();
-        let user = actor.user.id.to_string();
         let at = now();
         let mut cache = BatchCache::default();
         let mut results = Vec::with_capacity(n);
@@ -1619,33 +1613,19 @@ impl SqliteStore {
             };
             // The outcome is encoded once, for the idempotency row and the audit row.
             let outcome_json = serde_json::to_string(&outcome)?;
+            // Also the mutation's audit entry (schema 9, see `audit`).
             tx.prepare_cached(
-                "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at, op)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
-            .execute(params![device, m.id as i64, hash, outcome_json, at])?;
-            let (status, oseq) = match &outcome {
-                Outcome::Applied { seq, .. } | Outcome::Conflict { seq, .. } => {
-                    ("applied", Some(*seq))
-                }
-                Outcome::Rejected { .. } => ("rejected", None),
-                Outcome::Duplicate { .. } => ("duplicate", None),
-            };
-            // What `audit` writes, without building a JSON value per
-            // mutation (the keys in the order `serde_json::json!` gives them).
-            let detail = format!(
-                r#"{{"mutation_id":{},"outcome":{outcome_json},"status":"{status}"}}"#,
-                m.id
-            );
-            audit_row(
-                tx,
-                &at,
-                &user,
-                &device,
-                &format!("push:{}", op_name(&m.op)),
-                &detail,
-                oseq,
-            )?;
+            .execute(params![
+                device,
+                m.id as i64,
+                hash,
+                outcome_json,
+                at,
+                op_name(&m.op)
+            ])?;
             results.push(MutationResult { id: m.id, outcome });
         }
         if seq.used {
@@ -3788,6 +3768,9 @@ impl Store for SqliteStore {
     fn audit(&self, actor: &Principal, limit: usize) -> Result<Vec<AuditEntry>> {
         require_admin(actor)?;
         let conn = self.read();
+        // The newest `limit` of each kind of entry, then merged newest first:
+        // `audit` rows (everything but pushed mutations, and pushes before
+        // schema 9) and pushed mutations' idempotency rows (schema 9).
         let mut stmt = conn.prepare(
             "SELECT id, at, user_id, device_id, action, detail, seq FROM audit ORDER BY id DESC LIMIT ?1",
         )?;
@@ -3802,10 +3785,10 @@ impl Store for SqliteStore {
                 r.get::<_, Option<i64>>(6)?,
             ))
         })?;
-        let mut out = Vec::new();
+        let mut written = Vec::new();
         for r in rows {
             let (id, at, user, device, action, detail, seq) = r?;
-            out.push(AuditEntry {
+            written.push(AuditEntry {
                 id,
                 at,
                 user_id: uuid_col(user)?,
@@ -3814,6 +3797,64 @@ impl Store for SqliteStore {
                 detail: serde_json::from_str(&detail)?,
                 seq: seq.map(|s| s as u64),
             });
+        }
+        let mut stmt = conn.prepare(
+            "SELECT m.rowid, m.at, d.user_id, m.device_id, m.op, m.mutation_id, m.outcome
+             FROM applied_mutations m JOIN devices d ON d.id = m.device_id
+             WHERE m.op IS NOT NULL ORDER BY m.rowid DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        let mut pushed = Vec::new();
+        for r in rows {
+            let (rowid, at, user, device, op, mutation_id, outcome) = r?;
+            let outcome: Outcome = serde_json::from_str(&outcome)?;
+            let (status, seq) = match &outcome {
+                Outcome::Applied { seq, .. } | Outcome::Conflict { seq, .. } => {
+                    ("applied", Some(*seq))
+                }
+                Outcome::Rejected { .. } => ("rejected", None),
+                Outcome::Duplicate { .. } => ("duplicate", None),
+            };
+            pushed.push(AuditEntry {
+                // Below zero: apart from the `audit` table's ids.
+                id: -rowid,
+                at,
+                user_id: uuid_col(user)?,
+                device_id: uuid_col(device)?,
+                action: format!("push:{op}"),
+                detail: serde_json::json!({
+                    "mutation_id": mutation_id as u64,
+                    "outcome": outcome,
+                    "status": status,
+                }),
+                seq,
+            });
+        }
+        // Both lists are newest first; times are RFC 3339 in UTC with
+        // milliseconds, so they order as text.
+        let mut out = Vec::with_capacity(limit.min(written.len() + pushed.len()));
+        let (mut w, mut p) = (
+            written.into_iter().peekable(),
+            pushed.into_iter().peekable(),
+        );
+        while out.len() < limit {
+            let take_written = match (w.peek(), p.peek()) {
+                (Some(a), Some(b)) => a.at >= b.at,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            out.extend(if take_written { w.next() } else { p.next() });
         }
         Ok(out)
     }
