@@ -83,6 +83,8 @@ pub struct QuarantineEntry {
 /// One write: who, from which device, when, what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {
+    /// Unique in the log: above zero for an audit row, below zero for a
+    /// pushed mutation (its idempotency row, since schema 9).
     pub id: i64,
     pub at: String,
     pub user_id: Uuid,
