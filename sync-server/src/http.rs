@@ -275,10 +275,40 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // A body declared larger than the limit is read and dropped before
+        // the 413 goes out: answered at once, the connection closed under a
+        // client still sending, which then saw a broken pipe instead of the
+        // 413 that tells the app to send less (its plan halves the batch, or
+        // sets the one mutation aside). Bounded: past `DRAIN_BYTES` the
+        // connection is simply closed.
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            drain(req.into_body(), DRAIN_BYTES).await;
+            return Err(Error::body_too_large());
+        }
         Bytes::from_request(req, state)
             .await
             .map(RawBody)
             .map_err(bytes_rejection)
+    }
+}
+
+/// How much of an oversized push body is read before its 413 (see `RawBody`).
+const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
+
+/// Reads and drops up to `cap` bytes of `body`.
+async fn drain(mut body: axum::body::Body, cap: usize) {
+    use http_body_util::BodyExt;
+    let mut read = 0;
+    while read < cap {
+        match body.frame().await {
+            Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+            _ => return,
+        }
     }
 }
 
