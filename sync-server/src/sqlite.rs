@@ -3774,17 +3774,8 @@ impl Store for SqliteStore {
         let mut stmt = conn.prepare(
             "SELECT id, at, user_id, device_id, action, detail, seq FROM audit ORDER BY id DESC LIMIT ?1",
         )?;
-        let rows = stmt.query_map(params![limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-                r.get::<_, Option<i64>>(6)?,
-            ))
-        })?;
+        type Written = (i64, String, String, String, String, String, Option<i64>);
+        let rows = stmt.query_map(params![limit as i64], |r| Written::try_from(r))?;
         let mut written = Vec::new();
         for r in rows {
             let (id, at, user, device, action, detail, seq) = r?;
@@ -3803,17 +3794,8 @@ impl Store for SqliteStore {
              FROM applied_mutations m JOIN devices d ON d.id = m.device_id
              WHERE m.op IS NOT NULL ORDER BY m.rowid DESC LIMIT ?1",
         )?;
-        let rows = stmt.query_map(params![limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, String>(6)?,
-            ))
-        })?;
+        type Pushed = (i64, String, String, String, String, i64, String);
+        let rows = stmt.query_map(params![limit as i64], |r| Pushed::try_from(r))?;
         let mut pushed = Vec::new();
         for r in rows {
             let (rowid, at, user, device, op, mutation_id, outcome) = r?;
