@@ -23,8 +23,8 @@ pub struct SplitError;
 /// are small) and a mutation's end is found by matching brackets outside
 /// strings, skipping through strings with `memchr`. A mutation that is not
 /// valid JSON is refused when it is prepared, so a body is taken exactly
-/// when the full decoder takes it (property-tested against serde's scan in
-/// the server's `prepare.rs`, and fuzzed with `shared/fuzz/run.sh`).
+/// when the full decoder takes it (property-tested against serde in
+/// `shared/tests/split.rs`, and fuzzed with `shared/fuzz/run.sh`).
 pub fn split_push(
     b: &[u8],
     mut found: impl FnMut(std::ops::Range<usize>),

@@ -1611,7 +1611,6 @@ impl SqliteStore {
                     )));
                 }
             };
-            // The outcome is encoded once, for the idempotency row and the audit row.
             let outcome_json = serde_json::to_string(&outcome)?;
             // Also the mutation's audit entry (schema 9, see `audit`).
             tx.prepare_cached(
@@ -2265,11 +2264,14 @@ fn write_sheet_rows<'h>(
     let id = sheet.id.to_string();
     if !new {
         // The snapshot about to be replaced may be the body of the sheet's
-        // first revision (`LAZY_REVISION`): the revision gets its own copy first.
+        // first revision (`LAZY_REVISION`): the revision gets its own copy
+        // first. Only a first revision is ever lazy, so this looks at that
+        // one row (an index seek), not at every revision the sheet has.
         conn.prepare_cached(
             "UPDATE sheet_revisions SET delta = 1,
                body = (SELECT body FROM entities WHERE kind = 'sheet' AND id = ?1)
-             WHERE sheet_id = ?1 AND delta = 2",
+             WHERE rowid = (SELECT rowid FROM sheet_revisions WHERE sheet_id = ?1 ORDER BY seq LIMIT 1)
+               AND delta = 2",
         )?
         .execute(params![id])?;
     }
@@ -2290,7 +2292,7 @@ fn write_sheet_rows<'h>(
     ])?;
     // A new sheet's first revision is its snapshot: it is stored once, in
     // the snapshot, and the revision row points at it (`LAZY_REVISION`)
-    // until the next write of the sheet copies it over (below, in the same
+    // until the sheet's next write copies it over (above, in that write's
     // transaction), so a sheet pushed whole once writes its body once.
     let lazy = new && delta.is_none();
     let empty = rusqlite::types::Value::Blob(Vec::new());
