@@ -36,9 +36,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::prepare::{
-    NewSheet, PrepareCtx, Prepared, Streamed, first_answers, json_sha256_hex, prepare_all,
-};
+use crate::prepare::{NewSheet, PrepareCtx, Prepared, Streamed, first_answers, prepare_all};
 use crate::sheet_cache::SheetCache;
 use crate::store::{
     AuditEntry, DeviceInfo, PageJson, Principal, PushTiming, QuarantineEntry, RubricSummary, Store,
@@ -1382,8 +1380,7 @@ impl SqliteStore {
     fn prepare_request(&self, actor: &Principal, req: &PushRequest) -> Result<Vec<Prepared>> {
         let split = crate::prepare::worth_splitting(&req.mutations);
         let out = self.prepare(actor, &req.mutations, split, |m, cx| {
-            let read = (std::borrow::Cow::Borrowed(m), json_sha256_hex(m)?, None);
-            crate::prepare::prepare_one(read, cx)
+            crate::prepare::prepare_one((std::borrow::Cow::Borrowed(m), None), cx)
         })?;
         Ok(out.into_iter().map(|(_, p)| p).collect())
     }
