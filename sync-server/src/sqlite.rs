@@ -303,7 +303,7 @@ pub struct SqliteStore {
 const PRODUCT_CACHE: usize = 4096;
 
 /// How a snapshot is stored (see [`pack_body`]).
-type PackFn = fn(&str) -> Result<Vec<u8>>;
+type PackFn = fn(&[u8]) -> Result<Vec<u8>>;
 
 /// What preparing a push needs (see [`SqliteStore::prepare_ctx`]), nameable.
 type Ctx<'a> = PrepareCtx<&'a (dyn Fn(&RubricRef) -> Option<Arc<Rubric>> + Sync), PackFn>;
@@ -515,7 +515,7 @@ static BODY_CCTX: Mutex<Vec<zstd::bulk::Compressor<'static>>> = Mutex::new(Vec::
 const BODY_CCTX_KEPT: usize = 4;
 
 /// A sheet body as it is stored: zstd-compressed JSON (a BLOB).
-fn pack_body(json: &str) -> Result<Vec<u8>> {
+fn pack_body(json: &[u8]) -> Result<Vec<u8>> {
     let kept = lock(&BODY_CCTX).pop();
     let mut c = match kept {
         Some(c) => c,
@@ -523,7 +523,7 @@ fn pack_body(json: &str) -> Result<Vec<u8>> {
             .map_err(|e| Error::Internal(format!("zstd: {e}")))?,
     };
     let packed = c
-        .compress(json.as_bytes())
+        .compress(json)
         .map_err(|e| Error::Internal(format!("zstd: {e}")));
     let mut pool = lock(&BODY_CCTX);
     if pool.len() < BODY_CCTX_KEPT {
@@ -546,7 +546,7 @@ fn store_body(json: String) -> Result<rusqlite::types::Value> {
     if json.len() < SMALL_BODY {
         Ok(Value::Text(json))
     } else {
-        pack_body(&json).map(Value::Blob)
+        pack_body(json.as_bytes()).map(Value::Blob)
     }
 }
 
@@ -4356,7 +4356,7 @@ mod tests {
     #[test]
     fn a_packed_body_reads_back_as_its_json_and_text_bodies_read_as_is() {
         let json = r#"{"id":"x","note":"Hồ sơ đầy đủ, mẫu 7-3"}"#;
-        let packed = pack_body(json).unwrap();
+        let packed = pack_body(json.as_bytes()).unwrap();
         assert!(packed.len() < json.len() + 32);
         let conn = Connection::open_in_memory().unwrap();
         let read = |v: &dyn rusqlite::ToSql| -> String {
@@ -4392,7 +4392,7 @@ mod tests {
             .join(",");
         let json =
             format!(r#"{{"answers":{{"devices":[],"criteria":{{{sheet}}}}},"status":"draft"}}"#);
-        let packed = pack_body(&json).unwrap();
+        let packed = pack_body(json.as_bytes()).unwrap();
         assert_eq!(
             zstd::zstd_safe::get_dict_id_from_frame(&packed).map(u32::from),
             Some(BODY_DICT_ID)
