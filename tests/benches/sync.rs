@@ -304,6 +304,7 @@ impl Client {
         body: Vec<u8>,
     ) -> (PushResponse, u64, u64, Vec<(String, f64)>) {
         let up = body.len() as u64;
+        let sent = Instant::now();
         let r = self
             .http
             .post(format!("{}{}", self.url, paths::PUSH))
@@ -314,12 +315,16 @@ impl Client {
             .send()
             .await
             .expect("push");
-        let timing = r
+        // When the answer's headers were in: what is left of the device's
+        // time after it is reading and decoding the answer.
+        let headers = ms(sent.elapsed());
+        let mut timing = r
             .headers()
             .get("server-timing")
             .and_then(|v| v.to_str().ok())
             .map(ocop_sync_server::http::parse_server_timing)
             .unwrap_or_default();
+        timing.push(("headers".to_owned(), headers));
         let (v, down) = decode(r).await;
         (v, up, down, timing)
     }
