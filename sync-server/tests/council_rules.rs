@@ -302,3 +302,78 @@ fn consensus_council_finalizes_on_the_agreed_sheet() {
         }
     ));
 }
+
+/// What a push knows of a product's decision is forgotten when the push
+/// itself finalizes the product: a sheet write after the finalize, in the
+/// same push, is refused as locked (one before it was not).
+#[test]
+fn a_finalize_locks_the_sheets_for_the_rest_of_its_own_push() {
+    let c = council(CouncilMode::Individual);
+    let chair = 0;
+    let mine = c.score_and_submit(chair, 0);
+    for who in [1, 2, 3] {
+        c.score_and_submit(who, who % 2);
+    }
+    let c0 = c.rubric.criteria().next().unwrap().2.clone();
+    let edit = || Op::SetAnswers {
+        sheet: SheetKey {
+            sheet_id: mine,
+            round_id: c.round.id,
+            product_id: c.product.id,
+            rubric: c.rubric.reference(),
+        },
+        answers: vec![AnswerEdit {
+            criterion: c0.code.clone(),
+            answer: Answer {
+                option: c0.options().last().map(|o| o.id.clone()),
+                ..Answer::default()
+            },
+            base_rev: 0,
+        }],
+    };
+    let ops = vec![
+        edit(),
+        Op::Finalize {
+            round_id: c.round.id,
+            product_id: c.product.id,
+            consensus_sheet: None,
+            expected_mean: None,
+            note: String::new(),
+        },
+        edit(),
+    ];
+    let first = c.next.get();
+    c.next.set(first + ops.len() as u64);
+    let r = c
+        .store
+        .push(
+            &c.people[chair],
+            &PushRequest {
+                protocol: PROTOCOL_VERSION,
+                mutations: ops
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, op)| Mutation {
+                        id: first + i as u64,
+                        client_time: None,
+                        op,
+                    })
+                    .collect(),
+            },
+        )
+        .unwrap();
+    let got: Vec<&Outcome> = r.results.iter().map(|x| &x.outcome).collect();
+    // Before: a submitted sheet's edit waits as a flagged conflict.
+    assert!(matches!(got[0], Outcome::Conflict { .. }), "{got:?}");
+    assert!(matches!(got[1], Outcome::Applied { .. }), "{got:?}");
+    assert!(
+        matches!(
+            got[2],
+            Outcome::Rejected {
+                code: RejectCode::Locked,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+}
