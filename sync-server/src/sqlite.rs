@@ -294,6 +294,9 @@ pub struct SqliteStore {
     sheets: Mutex<SheetCache>,
     /// Products the writer read (see [`SqliteStore::product`]).
     products: Mutex<lru::LruCache<Uuid, ProductInfo>>,
+    /// Whether each product the writer asked about is finalized (see
+    /// [`SqliteStore::ensure_unlocked`]).
+    finalized: Mutex<HashMap<Uuid, bool>>,
     /// Pushes being prepared now, and their turns (see [`SqliteStore::prepare`]).
     preparing: (Mutex<usize>, std::sync::Condvar),
     prepare_slots: usize,
@@ -1056,8 +1059,10 @@ impl SeqAlloc {
     }
 }
 
-struct PushCtx<'a> {
+struct PushCtx<'a, 'c> {
     conn: &'a Connection,
+    /// The statements run for every sheet, taken once per push (see [`Hot`]).
+    hot: &'a mut Hot<'c>,
     actor: &'a Principal,
     seq: &'a mut SeqAlloc,
     mutation_id: u64,
@@ -1069,37 +1074,83 @@ struct PushCtx<'a> {
     stripped: bool,
 }
 
+/// The statements a push runs for each new sheet, taken from rusqlite's
+/// statement cache once per push instead of once per sheet: the cache hashes
+/// the SQL text to find a statement and again to put it back (~1,600
+/// instructions a use, a tenth of the writer's work on a new sheet,
+/// callgrind).
+struct Hot<'c> {
+    conn: &'c Connection,
+    alias: Option<rusqlite::CachedStatement<'c>>,
+    insert_sheet: Option<rusqlite::CachedStatement<'c>>,
+    insert_revision: Option<rusqlite::CachedStatement<'c>>,
+    applied: Option<rusqlite::CachedStatement<'c>>,
+}
+
+/// Which of [`Hot`]'s statements.
+#[derive(Clone, Copy)]
+enum HotSql {
+    Alias,
+    InsertSheet,
+    InsertRevision,
+    Applied,
+}
+
+impl<'c> Hot<'c> {
+    fn new(conn: &'c Connection) -> Hot<'c> {
+        Hot {
+            conn,
+            alias: None,
+            insert_sheet: None,
+            insert_revision: None,
+            applied: None,
+        }
+    }
+
+    /// The statement, taken from the connection's cache the first time.
+    fn get(&mut self, which: HotSql) -> Result<&mut rusqlite::CachedStatement<'c>> {
+        let (slot, sql) = match which {
+            HotSql::Alias => (
+                &mut self.alias,
+                "SELECT EXISTS (SELECT 1 FROM sheet_aliases WHERE alias_id = ?1)",
+            ),
+            HotSql::InsertSheet => (
+                &mut self.insert_sheet,
+                "INSERT INTO entities (kind, id, seq, round_id, product_id, owner_id, body)
+                 VALUES ('sheet', ?1, ?2, ?3, ?4, ?5, ?6)",
+            ),
+            HotSql::InsertRevision => (
+                &mut self.insert_revision,
+                "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            ),
+            HotSql::Applied => (
+                &mut self.applied,
+                // Also the mutation's audit entry (schema 9, see `audit`).
+                "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at, op)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            ),
+        };
+        if slot.is_none() {
+            *slot = Some(self.conn.prepare_cached(sql)?);
+        }
+        slot.as_mut()
+            .ok_or_else(|| Error::Internal("a statement went missing".into()))
+    }
+}
+
 /// Reference data read once per push batch. Rounds and the roster are admin
 /// data that no push operation changes, so within one batch's transaction
-/// they cannot move; whether a product is finalized changes only through
-/// `finalize` and `release`, which forget what is kept here (see
-/// `apply_mutation`); sheets are never cached (products are kept longer, see
-/// [`SqliteStore::product`]).
+/// they cannot move; decisions and sheets are not kept here (products,
+/// sheets and whether a product is finalized are kept longer, see
+/// [`SqliteStore::product`], `sheet_cache` and [`SqliteStore::ensure_unlocked`]).
 #[derive(Default)]
 struct BatchCache {
     rounds: HashMap<Uuid, RoundInfo>,
     roles: HashMap<Uuid, Option<CouncilRole>>,
-    finalized: HashMap<Uuid, bool>,
 }
 
 impl BatchCache {
-    /// [`ensure_unlocked`], the product's decision read once per push (it
-    /// was a look-up per sheet: ~8% of the writer's work on a new one).
-    fn ensure_unlocked(&mut self, conn: &Connection, product: Uuid) -> OpResult<()> {
-        let finalized = match self.finalized.get(&product) {
-            Some(f) => *f,
-            None => {
-                let f = decision_of(conn, product)?.is_some_and(|d| d.finalized);
-                self.finalized.insert(product, f);
-                f
-            }
-        };
-        if finalized {
-            return Err(locked(product));
-        }
-        Ok(())
-    }
-
     fn round(&mut self, conn: &Connection, id: Uuid) -> OpResult<RoundInfo> {
         if let Some(r) = self.rounds.get(&id) {
             return Ok(r.clone());
@@ -1150,6 +1201,7 @@ impl SqliteStore {
             group_failures: std::sync::atomic::AtomicU64::new(0),
             group_mutations: GROUP_MUTATIONS,
             sheets: Mutex::new(SheetCache::new(crate::sheet_cache::CAPACITY)),
+            finalized: Mutex::new(HashMap::new()),
             products: Mutex::new(lru::LruCache::new(
                 std::num::NonZeroUsize::new(PRODUCT_CACHE).expect("not zero"),
             )),
@@ -1514,6 +1566,7 @@ impl SqliteStore {
         let device = actor.device_id.to_string();
         let at = now();
         let mut cache = BatchCache::default();
+        let mut hot = Hot::new(tx);
         let mut results = Vec::with_capacity(n);
         // An id above every id this device has stored, and not met earlier in
         // this push, cannot be a resend: it needs no idempotency look-up (one
@@ -1592,6 +1645,7 @@ impl SqliteStore {
                     Some(w) => (w, None, false),
                 };
                 let mut ctx = PushCtx {
+                    hot: &mut hot,
                     cache: &mut cache,
                     conn: tx,
                     actor,
@@ -1629,12 +1683,7 @@ impl SqliteStore {
                 }
             };
             let outcome_json = serde_json::to_string(&outcome)?;
-            // Also the mutation's audit entry (schema 9, see `audit`).
-            tx.prepare_cached(
-                "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at, op)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
+            hot.get(HotSql::Applied)?.execute(params![
                 device,
                 m.id as i64,
                 hash,
@@ -1724,7 +1773,7 @@ impl SqliteStore {
                 tx.commit()?;
                 Ok(out)
             })();
-            self.settle_sheets(attempt.is_ok());
+            self.settle_caches(attempt.is_ok());
             use std::sync::atomic::Ordering::Relaxed;
             match (attempt, failed_at) {
                 (Ok(out), _) => {
@@ -1765,6 +1814,30 @@ impl SqliteStore {
         }
     }
 
+    /// Refuses a sheet write to a finalized product, from the writer's
+    /// memory or the product's decision: a push of one member's sheets
+    /// names a new product in nearly every mutation, and the decision was
+    /// a look-up per sheet (~8% of the writer's work on a new one). Only
+    /// the writer writes decisions (`finalize`, `release`), and what it
+    /// knew is forgotten when it does (`apply_mutation`) and when a
+    /// transaction is undone (`settle_caches`: an answer read inside it may
+    /// have been its own write), so what is kept is what is committed.
+    fn ensure_unlocked(&self, conn: &Connection, product: Uuid) -> OpResult<()> {
+        let kept = lock(&self.finalized).get(&product).copied();
+        let finalized = match kept {
+            Some(f) => f,
+            None => {
+                let f = decision_of(conn, product)?.is_some_and(|d| d.finalized);
+                lock(&self.finalized).insert(product, f);
+                f
+            }
+        };
+        if finalized {
+            return Err(locked(product));
+        }
+        Ok(())
+    }
+
     /// A product, from the writer's memory or the database. Products are
     /// never changed once created (nor deleted) and only the writer creates
     /// them, under the same lock, so what the writer read once stays true; a
@@ -1785,9 +1858,17 @@ impl SqliteStore {
 
     /// After a push transaction: the sheets it wrote enter the writer's cache
     /// if it committed, and are forgotten if it did not.
-    fn settle_sheets(&self, committed: bool) {
+    /// After a writer transaction: its staged sheets enter the cache if it
+    /// committed; if it was undone, they and whatever it read of decisions
+    /// are forgotten.
+    fn settle_caches(&self, committed: bool) {
         let mut c = lock(&self.sheets);
-        if committed { c.commit() } else { c.discard() }
+        if committed {
+            c.commit()
+        } else {
+            c.discard();
+            lock(&self.finalized).clear();
+        }
     }
 
     /// Keeps up to `n` recently written sheets in the writer's memory
@@ -1833,17 +1914,17 @@ impl SqliteStore {
         Ok(out)
     }
 
-    fn apply_mutation(&self, ctx: &mut PushCtx<'_>, m: &Mutation) -> OpResult<Outcome> {
+    fn apply_mutation(&self, ctx: &mut PushCtx<'_, '_>, m: &Mutation) -> OpResult<Outcome> {
         let outcome = self.apply_op(ctx, m);
         // These write decisions (or try to, and are rolled back): what the
-        // push knew of decisions is forgotten.
+        // writer knew of decisions is forgotten.
         if matches!(m.op, Op::Finalize { .. } | Op::Release { .. }) {
-            ctx.cache.finalized.clear();
+            lock(&self.finalized).clear();
         }
         outcome
     }
 
-    fn apply_op(&self, ctx: &mut PushCtx<'_>, m: &Mutation) -> OpResult<Outcome> {
+    fn apply_op(&self, ctx: &mut PushCtx<'_, '_>, m: &Mutation) -> OpResult<Outcome> {
         match &m.op {
             Op::SetAnswers { sheet, answers } => set_answers(ctx, sheet, answers),
             Op::SetNote {
@@ -1959,7 +2040,7 @@ fn resolve_sheet_id(conn: &Connection, id: Uuid) -> Result<Uuid> {
 /// [`load_sheet`] for a write: the writer's cached copy when the row has not
 /// moved since that copy was committed (one statement either way; the body
 /// is only read and decoded on a miss).
-fn load_sheet_for_write(ctx: &PushCtx<'_>, id: Uuid) -> Result<Option<SheetState>> {
+fn load_sheet_for_write(ctx: &PushCtx<'_, '_>, id: Uuid) -> Result<Option<SheetState>> {
     let mut cache = lock(&ctx.store.sheets);
     // The alias is resolved in the same statement (`resolve_sheet_id`): a
     // push of new sheets asks once per sheet, not twice.
@@ -2118,7 +2199,10 @@ impl SlotWrite {
 /// The checks of a sheet write that do not depend on the sheet: the writer
 /// is a scoring member of the round's council, the round is open, the
 /// product is the round's and not finalized. Gives the round and product.
-fn may_write_sheets(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(RoundInfo, ProductInfo)> {
+fn may_write_sheets(
+    ctx: &mut PushCtx<'_, '_>,
+    key: &SheetKey,
+) -> OpResult<(RoundInfo, ProductInfo)> {
     let conn = ctx.conn;
     let me = ctx.actor.user.id;
     let round = ctx.cache.round(conn, key.round_id)?;
@@ -2144,14 +2228,14 @@ fn may_write_sheets(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(RoundInf
         ));
     }
     let product = ctx.store.product(conn, round.id, key.product_id)?;
-    ctx.cache.ensure_unlocked(conn, product.id)?;
+    ctx.store.ensure_unlocked(conn, product.id)?;
     Ok((round, product))
 }
 
 /// Finds or makes (in memory) the sheet a write names; checks the writer may
 /// write it. Writes nothing: the caller writes the returned [`SlotWrite`]
 /// after its own checks.
-fn sheet_for_write(ctx: &mut PushCtx<'_>, key: &SheetKey) -> OpResult<(SheetState, SlotWrite)> {
+fn sheet_for_write(ctx: &mut PushCtx<'_, '_>, key: &SheetKey) -> OpResult<(SheetState, SlotWrite)> {
     let conn = ctx.conn;
     let me = ctx.actor.user.id;
     let (round, product) = may_write_sheets(ctx, key)?;
@@ -2250,7 +2334,7 @@ impl CloneWithoutAnswers for SheetState {
 /// are pushed whole once, and keeping them only churned memory: the server's
 /// peak RSS at N = 10,000 rose from 27 to 47 MB when every new sheet was kept).
 fn save_sheet(
-    ctx: &mut PushCtx<'_>,
+    ctx: &mut PushCtx<'_, '_>,
     mut sheet: SheetState,
     seq: u64,
     edited: bool,
@@ -2294,7 +2378,7 @@ fn save_sheet(
 /// (`delta`; `None`: the snapshot is the delta) and the photos it names.
 /// `new`: the sheet did not exist, so it has no photo rows to replace.
 fn write_sheet_rows<'h>(
-    ctx: &PushCtx<'_>,
+    ctx: &mut PushCtx<'_, '_>,
     sheet: &SheetState,
     seq: u64,
     body: &rusqlite::types::Value,
@@ -2338,7 +2422,7 @@ fn write_sheet_rows<'h>(
 /// The rows of a sheet write after its snapshot: its revision and the
 /// photos it names (see [`write_sheet_rows`]).
 fn write_revision_and_photos<'h>(
-    ctx: &PushCtx<'_>,
+    ctx: &mut PushCtx<'_, '_>,
     id: &str,
     seq: u64,
     body: &rusqlite::types::Value,
@@ -2353,10 +2437,7 @@ fn write_revision_and_photos<'h>(
     // transaction), so a sheet pushed whole once writes its body once.
     let lazy = new && delta.is_none();
     let empty = rusqlite::types::Value::Blob(Vec::new());
-    conn.prepare_cached(
-        "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
+    ctx.hot.get(HotSql::InsertRevision)?.execute(params![
         id,
         seq as i64,
         ctx.actor.device_id.to_string(),
@@ -2384,7 +2465,11 @@ fn is_fresh(current: Option<(u64, Uuid)>, base_rev: u64, device: Uuid) -> bool {
     }
 }
 
-fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> OpResult<Outcome> {
+fn set_answers(
+    ctx: &mut PushCtx<'_, '_>,
+    key: &SheetKey,
+    edits: &[AnswerEdit],
+) -> OpResult<Outcome> {
     if let Some(prepared) = ctx.prepared
         && let Some(outcome) = write_prepared_sheet(ctx, key, prepared)?
     {
@@ -2489,7 +2574,7 @@ fn set_answers(ctx: &mut PushCtx<'_>, key: &SheetKey, edits: &[AnswerEdit]) -> O
 /// are still asked): callgrind on the store_push example, `Store::push`
 /// 523M -> 499M instructions for 2,000 new sheets and 100 edits.
 fn write_prepared_sheet(
-    ctx: &mut PushCtx<'_>,
+    ctx: &mut PushCtx<'_, '_>,
     key: &SheetKey,
     prepared: &NewSheet,
 ) -> OpResult<Option<Outcome>> {
@@ -2509,8 +2594,8 @@ fn write_prepared_sheet(
     // `INSERT .. SELECT .. WHERE NOT EXISTS`, the insert cost twice as much.)
     let id = key.sheet_id.to_string();
     let alias: bool = ctx
-        .conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM sheet_aliases WHERE alias_id = ?1)")?
+        .hot
+        .get(HotSql::Alias)?
         .query_row(params![id], |r| r.get(0))?;
     if alias {
         return Ok(None);
@@ -2518,20 +2603,14 @@ fn write_prepared_sheet(
     // The push's seq, marked used only once something is written with it.
     let seq = ctx.seq.next;
     let body = rusqlite::types::Value::Blob(crate::prepare::seq_frame(seq, &prepared.packed));
-    let inserted = ctx
-        .conn
-        .prepare_cached(
-            "INSERT INTO entities (kind, id, seq, round_id, product_id, owner_id, body)
-             VALUES ('sheet', ?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            id,
-            seq as i64,
-            round.id.to_string(),
-            product.id.to_string(),
-            ctx.actor.user.id.to_string(),
-            body
-        ]);
+    let inserted = ctx.hot.get(HotSql::InsertSheet)?.execute(params![
+        id,
+        seq as i64,
+        round.id.to_string(),
+        product.id.to_string(),
+        ctx.actor.user.id.to_string(),
+        body
+    ]);
     match inserted {
         Ok(_) => {}
         // The id or the slot is taken: SQLite undid the statement, and the
@@ -2551,7 +2630,12 @@ fn write_prepared_sheet(
     }))
 }
 
-fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) -> OpResult<Outcome> {
+fn set_note(
+    ctx: &mut PushCtx<'_, '_>,
+    key: &SheetKey,
+    note: &str,
+    base_rev: u64,
+) -> OpResult<Outcome> {
     let (mut sheet, slot) = sheet_for_write(ctx, key)?;
     let len = note.chars().count();
     if len > ocop_shared::score::MAX_NOTE_CHARS * 4 {
@@ -2620,12 +2704,12 @@ fn set_note(ctx: &mut PushCtx<'_>, key: &SheetKey, note: &str, base_rev: u64) ->
     }
 }
 
-fn existing_sheet(ctx: &PushCtx<'_>, id: Uuid) -> OpResult<SheetState> {
+fn existing_sheet(ctx: &PushCtx<'_, '_>, id: Uuid) -> OpResult<SheetState> {
     load_sheet_for_write(ctx, id)?
         .ok_or_else(|| reject(RejectCode::NotFound, format!("sheet {id} is unknown")))
 }
 
-fn submit(ctx: &mut PushCtx<'_>, sheet_id: Uuid) -> OpResult<Outcome> {
+fn submit(ctx: &mut PushCtx<'_, '_>, sheet_id: Uuid) -> OpResult<Outcome> {
     let mut sheet = existing_sheet(ctx, sheet_id)?;
     if sheet.owner_id != ctx.actor.user.id {
         return Err(reject(
@@ -2672,7 +2756,7 @@ fn submit(ctx: &mut PushCtx<'_>, sheet_id: Uuid) -> OpResult<Outcome> {
     })
 }
 
-fn reopen(ctx: &mut PushCtx<'_>, sheet_id: Uuid, reason: &str) -> OpResult<Outcome> {
+fn reopen(ctx: &mut PushCtx<'_, '_>, sheet_id: Uuid, reason: &str) -> OpResult<Outcome> {
     let mut sheet = existing_sheet(ctx, sheet_id)?;
     require_presiding(
         ctx.conn,
@@ -2703,7 +2787,7 @@ fn reopen(ctx: &mut PushCtx<'_>, sheet_id: Uuid, reason: &str) -> OpResult<Outco
 }
 
 fn set_participation(
-    ctx: &mut PushCtx<'_>,
+    ctx: &mut PushCtx<'_, '_>,
     round_id: Uuid,
     product_id: Uuid,
     user_id: Uuid,
@@ -2765,7 +2849,7 @@ fn set_participation(
 }
 
 fn resolve_conflict(
-    ctx: &mut PushCtx<'_>,
+    ctx: &mut PushCtx<'_, '_>,
     sheet_id: Uuid,
     conflict_id: Uuid,
     answer: Option<&Answer>,
@@ -2900,7 +2984,7 @@ fn roster_entries(conn: &Connection, round: Uuid) -> Result<Vec<RosterEntry>> {
 }
 
 fn finalize(
-    ctx: &mut PushCtx<'_>,
+    ctx: &mut PushCtx<'_, '_>,
     round_id: Uuid,
     product_id: Uuid,
     consensus_sheet: Option<Uuid>,
@@ -3047,7 +3131,7 @@ fn finalize(
     })
 }
 
-fn release(ctx: &mut PushCtx<'_>, round_id: Uuid, product_id: Uuid) -> OpResult<Outcome> {
+fn release(ctx: &mut PushCtx<'_, '_>, round_id: Uuid, product_id: Uuid) -> OpResult<Outcome> {
     let conn = ctx.conn;
     let round = load_round(conn, round_id)?;
     let product = load_product(conn, round.id, product_id)?;
@@ -4008,7 +4092,7 @@ impl Store for SqliteStore {
             tx.commit()?;
             Ok(resp)
         })();
-        self.settle_sheets(done.is_ok());
+        self.settle_caches(done.is_ok());
         let resp = done?;
         self.checkpointer.nudge();
         Ok(resp)

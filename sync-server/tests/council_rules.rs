@@ -377,3 +377,78 @@ fn a_finalize_locks_the_sheets_for_the_rest_of_its_own_push() {
         "{got:?}"
     );
 }
+
+/// A push that fails is undone whole, a finalize in it too; what the writer
+/// read of the decision inside it (the finalized product) is forgotten with
+/// it, so the next write to the product is not refused as locked.
+#[test]
+fn a_decision_read_in_an_undone_push_is_forgotten() {
+    let c = council(CouncilMode::Individual);
+    let chair = 0;
+    let mine = c.score_and_submit(chair, 0);
+    for who in [1, 2, 3] {
+        c.score_and_submit(who, who % 2);
+    }
+    let c0 = c.rubric.criteria().next().unwrap().2.clone();
+    let edit = || Op::SetAnswers {
+        sheet: SheetKey {
+            sheet_id: mine,
+            round_id: c.round.id,
+            product_id: c.product.id,
+            rubric: c.rubric.reference(),
+        },
+        answers: vec![AnswerEdit {
+            criterion: c0.code.clone(),
+            answer: Answer {
+                option: c0.options().last().map(|o| o.id.clone()),
+                ..Answer::default()
+            },
+            base_rev: 0,
+        }],
+    };
+    // An edit the chair will resend; its stored answer is then damaged, so
+    // the resend fails the push it is in with a store error.
+    let resent = c.next.get();
+    assert!(matches!(c.push(chair, edit()), Outcome::Conflict { .. }));
+    let db = rusqlite::Connection::open(c._dir.path().join("c.sqlite3")).unwrap();
+    db.execute(
+        "UPDATE applied_mutations SET outcome = '{damaged' WHERE mutation_id = ?1",
+        [resent as i64],
+    )
+    .unwrap();
+    let first = c.next.get();
+    c.next.set(first + 2);
+    let failed = c.store.push(
+        &c.people[chair],
+        &PushRequest {
+            protocol: PROTOCOL_VERSION,
+            mutations: vec![
+                Mutation {
+                    id: first,
+                    client_time: None,
+                    op: Op::Finalize {
+                        round_id: c.round.id,
+                        product_id: c.product.id,
+                        consensus_sheet: None,
+                        expected_mean: None,
+                        note: String::new(),
+                    },
+                },
+                // Read inside the push: the product finalized.
+                Mutation {
+                    id: first + 1,
+                    client_time: None,
+                    op: edit(),
+                },
+                Mutation {
+                    id: resent,
+                    client_time: None,
+                    op: edit(),
+                },
+            ],
+        },
+    );
+    assert!(failed.is_err(), "{failed:?}");
+    let after = c.push(chair, edit());
+    assert!(matches!(after, Outcome::Conflict { .. }), "{after:?}");
+}
