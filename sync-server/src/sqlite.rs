@@ -293,7 +293,7 @@ pub struct SqliteStore {
     /// holding `writer`, uses it.
     sheets: Mutex<SheetCache>,
     /// Products the writer read (see [`SqliteStore::product`]).
-    products: Mutex<lru::LruCache<Uuid, ProductInfo>>,
+    products: Mutex<lru::LruCache<Uuid, Arc<ProductInfo>>>,
     /// Whether each product the writer asked about is finalized (see
     /// [`SqliteStore::ensure_unlocked`]).
     finalized: Mutex<HashMap<Uuid, bool>>,
@@ -1146,16 +1146,16 @@ impl<'c> Hot<'c> {
 /// [`SqliteStore::product`], `sheet_cache` and [`SqliteStore::ensure_unlocked`]).
 #[derive(Default)]
 struct BatchCache {
-    rounds: HashMap<Uuid, RoundInfo>,
+    rounds: HashMap<Uuid, Arc<RoundInfo>>,
     roles: HashMap<Uuid, Option<CouncilRole>>,
 }
 
 impl BatchCache {
-    fn round(&mut self, conn: &Connection, id: Uuid) -> OpResult<RoundInfo> {
+    fn round(&mut self, conn: &Connection, id: Uuid) -> OpResult<Arc<RoundInfo>> {
         if let Some(r) = self.rounds.get(&id) {
             return Ok(r.clone());
         }
-        let r = load_round(conn, id)?;
+        let r = Arc::new(load_round(conn, id)?);
         self.rounds.insert(id, r.clone());
         Ok(r)
     }
@@ -1844,20 +1844,18 @@ impl SqliteStore {
     /// push of one member's sheets names a new product in nearly every
     /// mutation, so a cache per push missed every time (reading and decoding
     /// the product was a twentieth of a new sheet).
-    fn product(&self, conn: &Connection, round: Uuid, id: Uuid) -> OpResult<ProductInfo> {
+    fn product(&self, conn: &Connection, round: Uuid, id: Uuid) -> OpResult<Arc<ProductInfo>> {
         let kept = lock(&self.products).get(&id).cloned();
         match kept {
             Some(p) if p.round_id == round => Ok(p),
             _ => {
-                let p = load_product(conn, round, id)?;
+                let p = Arc::new(load_product(conn, round, id)?);
                 lock(&self.products).put(id, p.clone());
                 Ok(p)
             }
         }
     }
 
-    /// After a push transaction: the sheets it wrote enter the writer's cache
-    /// if it committed, and are forgotten if it did not.
     /// After a writer transaction: its staged sheets enter the cache if it
     /// committed; if it was undone, they and whatever it read of decisions
     /// are forgotten.
@@ -2202,7 +2200,7 @@ impl SlotWrite {
 fn may_write_sheets(
     ctx: &mut PushCtx<'_, '_>,
     key: &SheetKey,
-) -> OpResult<(RoundInfo, ProductInfo)> {
+) -> OpResult<(Arc<RoundInfo>, Arc<ProductInfo>)> {
     let conn = ctx.conn;
     let me = ctx.actor.user.id;
     let round = ctx.cache.round(conn, key.round_id)?;
