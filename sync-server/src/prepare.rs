@@ -199,7 +199,9 @@ pub(crate) fn fill_into(json: &str, seq: u64, out: &mut String) {
 /// carries the seq to put in place.
 const SEQ_FRAME_MAGIC: u32 = 0x184D_2A50;
 
-/// A body as stored: `seq` in a skippable frame, then the compressed template.
+/// A body as stored before schema 10: `seq` in a skippable frame, then the
+/// compressed template (still read).
+#[cfg(test)]
 pub(crate) fn seq_frame(seq: u64, packed: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(16 + packed.len());
     out.extend_from_slice(&SEQ_FRAME_MAGIC.to_le_bytes());
@@ -209,14 +211,46 @@ pub(crate) fn seq_frame(seq: u64, packed: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The seq and the compressed template of a body made by [`seq_frame`];
-/// `None` for any other body.
+/// A new sheet's body as stored (schema 10): `seq` and the write that made
+/// the sheet (its mutation id and device) in a skippable frame, then the
+/// compressed template. The sheet keeps no revision row for that write; its
+/// next write makes one from this body (see `write_sheet_rows`).
+pub(crate) fn origin_frame(seq: u64, mutation_id: u64, device: Uuid, packed: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(40 + packed.len());
+    out.extend_from_slice(&SEQ_FRAME_MAGIC.to_le_bytes());
+    out.extend_from_slice(&32u32.to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&mutation_id.to_le_bytes());
+    out.extend_from_slice(device.as_bytes());
+    out.extend_from_slice(packed);
+    out
+}
+
+/// The seq and the compressed template of a body made by [`origin_frame`]
+/// (or, before schema 10, by `seq_frame`); `None` for any other body.
 pub(crate) fn split_seq_frame(b: &[u8]) -> Option<(u64, &[u8])> {
-    if b.len() < 16 || b[..4] != SEQ_FRAME_MAGIC.to_le_bytes() || b[4..8] != 8u32.to_le_bytes() {
+    if b.len() < 16 || b[..4] != SEQ_FRAME_MAGIC.to_le_bytes() {
         return None;
     }
+    let len = match u32::from_le_bytes(b[4..8].try_into().ok()?) {
+        8 => 8,
+        32 if b.len() >= 40 => 32,
+        _ => return None,
+    };
     let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
-    Some((seq, &b[16..]))
+    Some((seq, &b[8 + len..]))
+}
+
+/// The write that made a body made by [`origin_frame`]: its mutation id and
+/// device; `None` for any other body.
+pub(crate) fn frame_origin(b: &[u8]) -> Option<(u64, Uuid)> {
+    split_seq_frame(b)?;
+    if b[4..8] != 32u32.to_le_bytes() {
+        return None;
+    }
+    let mutation_id = u64::from_le_bytes(b[16..24].try_into().ok()?);
+    let device = Uuid::from_slice(&b[24..40]).ok()?;
+    Some((mutation_id, device))
 }
 
 /// A sheet-answers mutation decoded with its text borrowed from the
@@ -901,6 +935,11 @@ mod tests {
             prop_assert_eq!(&filled, &json);
             let stored = seq_frame(seq, b"packed");
             prop_assert_eq!(split_seq_frame(&stored), Some((seq, &b"packed"[..])));
+            prop_assert_eq!(frame_origin(&stored), None);
+            let (mutation, device) = (seq / 3, Uuid::now_v7());
+            let stored = origin_frame(seq, mutation, device, b"packed");
+            prop_assert_eq!(split_seq_frame(&stored), Some((seq, &b"packed"[..])));
+            prop_assert_eq!(frame_origin(&stored), Some((mutation, device)));
         }
     }
 

@@ -66,15 +66,17 @@ fn every_revision_reads_back_whole_and_one_criterion_edits_store_small_rows() {
 }
 
 #[test]
-fn a_new_sheets_first_revision_stores_no_second_copy_until_the_sheet_is_written_again() {
+fn a_new_sheet_keeps_no_revision_row_until_it_is_written_again() {
     let w = World::new();
     let whole: Vec<(String, usize)> = w.codes().into_iter().map(|c| (c, 0)).collect();
     w.push(vec![w.set(1, whole)]);
     let first = w.current();
-    // One copy of the body: the snapshot's; the revision row points at it.
-    assert_eq!(w.revision_rows(), vec![(2, 0)]);
+    // One copy of the body, the snapshot's, and no row: the snapshot is the
+    // sheet's one revision (schema 10).
+    assert_eq!(w.revision_rows(), vec![]);
     assert_eq!(w.revisions(), vec![first.clone()]);
-    // The next write copies the first body into its row, then stores its own change.
+    // The next write makes the first revision's row from the snapshot, then
+    // stores its own change.
     w.push(vec![w.set(2, vec![("1.2".into(), 1)])]);
     let second = w.current();
     let rows = w.revision_rows();
@@ -82,5 +84,9 @@ fn a_new_sheets_first_revision_stores_no_second_copy_until_the_sheet_is_written_
     assert_eq!(rows[0].0, 1, "the first revision holds its own body now");
     assert!(rows[0].1 > 0 && rows[1].1 > 0, "{rows:?}");
     assert_ne!(first, second);
-    assert_eq!(w.revisions(), vec![first, second]);
+    assert_eq!(w.revisions(), vec![first, second.clone()]);
+    // And a third write leaves those two as they are.
+    w.push(vec![w.set(3, vec![("1.2".into(), 2)])]);
+    assert_eq!(w.revision_rows().len(), 3);
+    assert_eq!(w.revisions()[..2], [w.revisions()[0].clone(), second]);
 }

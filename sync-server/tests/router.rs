@@ -181,6 +181,37 @@ async fn responses_are_gzipped_when_accepted_and_gzip_bodies_are_read() {
     );
 }
 
+/// A short answer (a push's, an error) goes as it is even when the client
+/// accepts compression: making and reading the stream costs more than the
+/// bytes it saves (see `COMPRESS_ABOVE`); a long one is compressed.
+#[tokio::test]
+async fn short_answers_go_uncompressed_and_long_ones_compressed() {
+    let (_d, app) = app().await;
+    let short = Request::post(paths::LOGIN)
+        .header("content-type", "application/json")
+        .header("accept-encoding", "gzip, zstd")
+        .body(Body::from(
+            r#"{"username":"admin","password":"wrong","device_name":"x"}"#,
+        ))
+        .unwrap();
+    let resp = app.clone().oneshot(short).await.unwrap();
+    assert!(resp.headers().get("content-encoding").is_none());
+    let (status, body) = body_of(resp).await;
+    assert_eq!(status, 401);
+    assert!(body.len() > 32 && body.len() < ocop_sync_server::http::COMPRESS_ABOVE as usize);
+    assert_eq!(error_of(&body).code, ErrorCode::Unauthorized);
+    assert!(
+        ocop_sync_server::http::OPENAPI_JSON.len()
+            > ocop_sync_server::http::COMPRESS_ABOVE as usize
+    );
+    let long = Request::get(paths::OPENAPI)
+        .header("accept-encoding", "gzip, zstd")
+        .body(Body::empty())
+        .unwrap();
+    let resp = app.oneshot(long).await.unwrap();
+    assert_eq!(resp.headers()["content-encoding"], "zstd");
+}
+
 /// The app's client accepts both; zstd is preferred (cheaper to make and to
 /// read for a pull page of a thousand sheets) and round-trips to the same JSON.
 #[tokio::test]
