@@ -1108,6 +1108,34 @@ enum HotSql {
     Applied,
 }
 
+impl HotSql {
+    const ALL: [HotSql; 4] = [
+        HotSql::Alias,
+        HotSql::InsertSheet,
+        HotSql::InsertRevision,
+        HotSql::Applied,
+    ];
+
+    fn sql(self) -> &'static str {
+        match self {
+            HotSql::Alias => "SELECT EXISTS (SELECT 1 FROM sheet_aliases WHERE alias_id = ?1)",
+            HotSql::InsertSheet => {
+                "INSERT INTO entities (kind, id, seq, round_id, product_id, owner_id, body)
+                 VALUES ('sheet', ?1, ?2, ?3, ?4, ?5, ?6)"
+            }
+            HotSql::InsertRevision => {
+                "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            }
+            // Also the mutation's audit entry (schema 9, see `audit`).
+            HotSql::Applied => {
+                "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at, op)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+            }
+        }
+    }
+}
+
 impl<'c> Hot<'c> {
     fn new(conn: &'c Connection) -> Hot<'c> {
         Hot {
@@ -1121,30 +1149,14 @@ impl<'c> Hot<'c> {
 
     /// The statement, taken from the connection's cache the first time.
     fn get(&mut self, which: HotSql) -> Result<&mut rusqlite::CachedStatement<'c>> {
-        let (slot, sql) = match which {
-            HotSql::Alias => (
-                &mut self.alias,
-                "SELECT EXISTS (SELECT 1 FROM sheet_aliases WHERE alias_id = ?1)",
-            ),
-            HotSql::InsertSheet => (
-                &mut self.insert_sheet,
-                "INSERT INTO entities (kind, id, seq, round_id, product_id, owner_id, body)
-                 VALUES ('sheet', ?1, ?2, ?3, ?4, ?5, ?6)",
-            ),
-            HotSql::InsertRevision => (
-                &mut self.insert_revision,
-                "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            ),
-            HotSql::Applied => (
-                &mut self.applied,
-                // Also the mutation's audit entry (schema 9, see `audit`).
-                "INSERT INTO applied_mutations (device_id, mutation_id, body_hash, outcome, at, op)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            ),
+        let slot = match which {
+            HotSql::Alias => &mut self.alias,
+            HotSql::InsertSheet => &mut self.insert_sheet,
+            HotSql::InsertRevision => &mut self.insert_revision,
+            HotSql::Applied => &mut self.applied,
         };
         if slot.is_none() {
-            *slot = Some(self.conn.prepare_cached(sql)?);
+            *slot = Some(self.conn.prepare_cached(which.sql())?);
         }
         slot.as_mut()
             .ok_or_else(|| Error::Internal("a statement went missing".into()))
@@ -1201,7 +1213,7 @@ impl SqliteStore {
             reader.pragma_update(None, "cache_size", READER_CACHE_KIB)?;
             readers.push(Mutex::new(reader));
         }
-        Ok(SqliteStore {
+        let store = SqliteStore {
             writer: Mutex::new(writer),
             readers,
             next_reader: std::sync::atomic::AtomicUsize::new(0),
@@ -1219,7 +1231,73 @@ impl SqliteStore {
             )),
             preparing: (Mutex::new(0), std::sync::Condvar::new()),
             prepare_slots: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        })
+        };
+        store.warm_up()?;
+        Ok(store)
+    }
+
+    /// Makes at open what the first push would otherwise wait for: the
+    /// compression dictionary digested and a context per core, the published
+    /// rubrics parsed, the writer's per-sheet statements compiled, rayon's
+    /// threads started. The first push of 100 new sheets after a start took
+    /// twice as long as the next ones (tests/benches/sync.rs, N = 1,000).
+    fn warm_up(&self) -> Result<()> {
+        std::sync::LazyLock::force(&BODY_CDICT);
+        std::sync::LazyLock::force(&BODY_DDICT);
+        {
+            let mut pool = lock(&BODY_CCTX);
+            while pool.len() < self.prepare_slots.min(BODY_CCTX_KEPT) {
+                pool.push(
+                    zstd::bulk::Compressor::with_prepared_dictionary(&BODY_CDICT)
+                        .map_err(|e| Error::Internal(format!("zstd: {e}")))?,
+                );
+            }
+        }
+        let writer = lock(&self.writer);
+        let published: Vec<RubricRef> = writer
+            .prepare("SELECT id, version FROM rubrics WHERE published = 1")?
+            .query_map([], |r| {
+                Ok(RubricRef {
+                    id: r.get(0)?,
+                    version: r.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        for r in &published {
+            self.published_rubric(&writer, r)?;
+        }
+        for sql in HotSql::ALL.map(HotSql::sql) {
+            writer.prepare_cached(sql)?;
+        }
+        // The newest products (as many as the writer keeps) and whether each
+        // is finalized: a push of one member's sheets names a new product in
+        // nearly every mutation (~0.01 ms each to read and decode).
+        let products: Vec<String> = writer
+            .prepare("SELECT body FROM entities WHERE kind = 'product' ORDER BY seq DESC LIMIT ?1")?
+            .query_map([PRODUCT_CACHE as i64], |r| {
+                r.get::<_, StoredBody>(0).map(|b| b.0)
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let decisions: Vec<String> = writer
+            .prepare("SELECT body FROM entities WHERE kind = 'decision'")?
+            .query_map([], |r| r.get::<_, StoredBody>(0).map(|b| b.0))?
+            .collect::<rusqlite::Result<_>>()?;
+        drop(writer);
+        let mut finalized: HashMap<Uuid, bool> = HashMap::new();
+        for body in decisions {
+            let d: DecisionInfo = serde_json::from_str(&body)?;
+            finalized.insert(d.product_id, d.finalized);
+        }
+        let mut kept = lock(&self.products);
+        let mut known = lock(&self.finalized);
+        for body in products.iter().rev() {
+            let p: ProductInfo = serde_json::from_str(body)?;
+            known.insert(p.id, finalized.get(&p.id).copied().unwrap_or(false));
+            kept.put(p.id, Arc::new(p));
+        }
+        drop((kept, known));
+        rayon::current_num_threads();
+        Ok(())
     }
 
     /// A free read connection, or (all busy) the next one in turn.
