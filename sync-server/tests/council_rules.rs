@@ -452,3 +452,57 @@ fn a_decision_read_in_an_undone_push_is_forgotten() {
     let after = c.push(chair, edit());
     assert!(matches!(after, Outcome::Conflict { .. }), "{after:?}");
 }
+
+/// A store opened on a database whose product is finalized knows it from
+/// the start (it reads the decisions when it opens): the sheets stay locked.
+#[test]
+fn a_finalized_product_stays_locked_after_the_server_restarts() {
+    let c = council(CouncilMode::Individual);
+    let chair = 0;
+    let mine = c.score_and_submit(chair, 0);
+    for who in [1, 2, 3] {
+        c.score_and_submit(who, who % 2);
+    }
+    assert!(matches!(c.finalize(chair, None), Outcome::Applied { .. }));
+    let reopened = SqliteStore::open(&c._dir.path().join("c.sqlite3")).unwrap();
+    let c0 = c.rubric.criteria().next().unwrap().2.clone();
+    let r = reopened
+        .push(
+            &c.people[chair],
+            &PushRequest {
+                protocol: PROTOCOL_VERSION,
+                mutations: vec![Mutation {
+                    id: 1_000,
+                    client_time: None,
+                    op: Op::SetAnswers {
+                        sheet: SheetKey {
+                            sheet_id: mine,
+                            round_id: c.round.id,
+                            product_id: c.product.id,
+                            rubric: c.rubric.reference(),
+                        },
+                        answers: vec![AnswerEdit {
+                            criterion: c0.code.clone(),
+                            answer: Answer {
+                                option: c0.options().last().map(|o| o.id.clone()),
+                                ..Answer::default()
+                            },
+                            base_rev: 0,
+                        }],
+                    },
+                }],
+            },
+        )
+        .unwrap();
+    assert!(
+        matches!(
+            r.results[0].outcome,
+            Outcome::Rejected {
+                code: RejectCode::Locked,
+                ..
+            }
+        ),
+        "{:?}",
+        r.results[0]
+    );
+}
