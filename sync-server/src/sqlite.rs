@@ -2576,24 +2576,11 @@ fn write_sheet_rows<'h>(
         sheet.owner_id.to_string(),
         body
     ])?;
-    write_revision_and_photos(ctx, &id, seq, body, delta, attachments, new)
-}
-
-/// The rows of a sheet write after its snapshot: its revision and the
-/// photos it names (see [`write_sheet_rows`]).
-fn write_revision_and_photos<'h>(
-    ctx: &mut PushCtx<'_, '_>,
-    id: &str,
-    seq: u64,
-    body: &rusqlite::types::Value,
-    delta: Option<&rusqlite::types::Value>,
-    attachments: impl IntoIterator<Item = &'h String>,
-    new: bool,
-) -> Result<()> {
-    // A new sheet's first revision is its snapshot: it is stored once, in
-    // the snapshot, and the revision row points at it (`LAZY_REVISION`)
-    // until the sheet's next write copies it over (above, in that write's
-    // transaction), so a sheet pushed whole once writes its body once.
+    // A new sheet written here (not prepared, see `write_prepared_sheet`,
+    // which writes no revision row at all) has its snapshot as its first
+    // revision: it is stored once, in the snapshot, and the revision row
+    // points at it (`LAZY_REVISION`) until the sheet's next write copies it
+    // over (above, in that write's transaction).
     let lazy = new && delta.is_none();
     let empty = rusqlite::types::Value::Blob(Vec::new());
     ctx.hot.get(HotSql::InsertRevision)?.execute(params![
@@ -2604,7 +2591,7 @@ fn write_revision_and_photos<'h>(
         if lazy { &empty } else { delta.unwrap_or(body) },
         if lazy { LAZY_REVISION } else { 1 }
     ])?;
-    write_photos(ctx, id, attachments, new)
+    write_photos(ctx, &id, attachments, new)
 }
 
 /// The photos a sheet's write names (`new`: the sheet has none to replace).

@@ -182,16 +182,74 @@ impl Council {
     }
 
     fn finalize(&self, who: usize, consensus: Option<Uuid>) -> Outcome {
-        self.push(
-            who,
-            Op::Finalize {
+        self.push(who, self.finalize_op(consensus))
+    }
+
+    fn finalize_op(&self, consensus: Option<Uuid>) -> Op {
+        Op::Finalize {
+            round_id: self.round.id,
+            product_id: self.product.id,
+            consensus_sheet: consensus,
+            expected_mean: None,
+            note: String::new(),
+        }
+    }
+
+    /// Sheet `sheet`'s first criterion set to its last option, no base.
+    fn edit(&self, sheet: Uuid) -> Op {
+        let c0 = self.rubric.criteria().next().unwrap().2;
+        Op::SetAnswers {
+            sheet: SheetKey {
+                sheet_id: sheet,
                 round_id: self.round.id,
                 product_id: self.product.id,
-                consensus_sheet: consensus,
-                expected_mean: None,
-                note: String::new(),
+                rubric: self.rubric.reference(),
+            },
+            answers: vec![AnswerEdit {
+                criterion: c0.code.clone(),
+                answer: Answer {
+                    option: c0.options().last().map(|o| o.id.clone()),
+                    ..Answer::default()
+                },
+                base_rev: 0,
+            }],
+        }
+    }
+
+    /// `ops` in one push of `who`'s, numbered from `first`.
+    fn push_ops(
+        &self,
+        store: &SqliteStore,
+        who: usize,
+        first: u64,
+        ops: Vec<Op>,
+    ) -> Result<ocop_shared::wire::PushResponse, ocop_sync_server::Error> {
+        self.push_mutations(store, who, numbered(first, ops))
+    }
+
+    fn push_mutations(
+        &self,
+        store: &SqliteStore,
+        who: usize,
+        mutations: Vec<Mutation>,
+    ) -> Result<ocop_shared::wire::PushResponse, ocop_sync_server::Error> {
+        store.push(
+            &self.people[who],
+            &PushRequest {
+                protocol: PROTOCOL_VERSION,
+                mutations,
             },
         )
+    }
+
+    /// The chair (0) has scored and submitted a sheet (given back), and so
+    /// has everyone else: the product can be finalized.
+    fn everyone_submitted(&self) -> Uuid {
+        let mine = self.score_and_submit(0, 0);
+        for who in [1, 2, 3] {
+            self.score_and_submit(who, who % 2);
+        }
+        mine
     }
 }
 
@@ -309,59 +367,11 @@ fn consensus_council_finalizes_on_the_agreed_sheet() {
 #[test]
 fn a_finalize_locks_the_sheets_for_the_rest_of_its_own_push() {
     let c = council(CouncilMode::Individual);
-    let chair = 0;
-    let mine = c.score_and_submit(chair, 0);
-    for who in [1, 2, 3] {
-        c.score_and_submit(who, who % 2);
-    }
-    let c0 = c.rubric.criteria().next().unwrap().2.clone();
-    let edit = || Op::SetAnswers {
-        sheet: SheetKey {
-            sheet_id: mine,
-            round_id: c.round.id,
-            product_id: c.product.id,
-            rubric: c.rubric.reference(),
-        },
-        answers: vec![AnswerEdit {
-            criterion: c0.code.clone(),
-            answer: Answer {
-                option: c0.options().last().map(|o| o.id.clone()),
-                ..Answer::default()
-            },
-            base_rev: 0,
-        }],
-    };
-    let ops = vec![
-        edit(),
-        Op::Finalize {
-            round_id: c.round.id,
-            product_id: c.product.id,
-            consensus_sheet: None,
-            expected_mean: None,
-            note: String::new(),
-        },
-        edit(),
-    ];
+    let mine = c.everyone_submitted();
+    let ops = vec![c.edit(mine), c.finalize_op(None), c.edit(mine)];
     let first = c.next.get();
     c.next.set(first + ops.len() as u64);
-    let r = c
-        .store
-        .push(
-            &c.people[chair],
-            &PushRequest {
-                protocol: PROTOCOL_VERSION,
-                mutations: ops
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, op)| Mutation {
-                        id: first + i as u64,
-                        client_time: None,
-                        op,
-                    })
-                    .collect(),
-            },
-        )
-        .unwrap();
+    let r = c.push_ops(&c.store, 0, first, ops).unwrap();
     let got: Vec<&Outcome> = r.results.iter().map(|x| &x.outcome).collect();
     // Before: a submitted sheet's edit waits as a flagged conflict.
     assert!(matches!(got[0], Outcome::Conflict { .. }), "{got:?}");
@@ -384,32 +394,11 @@ fn a_finalize_locks_the_sheets_for_the_rest_of_its_own_push() {
 #[test]
 fn a_decision_read_in_an_undone_push_is_forgotten() {
     let c = council(CouncilMode::Individual);
-    let chair = 0;
-    let mine = c.score_and_submit(chair, 0);
-    for who in [1, 2, 3] {
-        c.score_and_submit(who, who % 2);
-    }
-    let c0 = c.rubric.criteria().next().unwrap().2.clone();
-    let edit = || Op::SetAnswers {
-        sheet: SheetKey {
-            sheet_id: mine,
-            round_id: c.round.id,
-            product_id: c.product.id,
-            rubric: c.rubric.reference(),
-        },
-        answers: vec![AnswerEdit {
-            criterion: c0.code.clone(),
-            answer: Answer {
-                option: c0.options().last().map(|o| o.id.clone()),
-                ..Answer::default()
-            },
-            base_rev: 0,
-        }],
-    };
+    let mine = c.everyone_submitted();
     // An edit the chair will resend; its stored answer is then damaged, so
     // the resend fails the push it is in with a store error.
     let resent = c.next.get();
-    assert!(matches!(c.push(chair, edit()), Outcome::Conflict { .. }));
+    assert!(matches!(c.push(0, c.edit(mine)), Outcome::Conflict { .. }));
     let db = rusqlite::Connection::open(c._dir.path().join("c.sqlite3")).unwrap();
     db.execute(
         "UPDATE applied_mutations SET outcome = '{damaged' WHERE mutation_id = ?1",
@@ -418,38 +407,13 @@ fn a_decision_read_in_an_undone_push_is_forgotten() {
     .unwrap();
     let first = c.next.get();
     c.next.set(first + 2);
-    let failed = c.store.push(
-        &c.people[chair],
-        &PushRequest {
-            protocol: PROTOCOL_VERSION,
-            mutations: vec![
-                Mutation {
-                    id: first,
-                    client_time: None,
-                    op: Op::Finalize {
-                        round_id: c.round.id,
-                        product_id: c.product.id,
-                        consensus_sheet: None,
-                        expected_mean: None,
-                        note: String::new(),
-                    },
-                },
-                // Read inside the push: the product finalized.
-                Mutation {
-                    id: first + 1,
-                    client_time: None,
-                    op: edit(),
-                },
-                Mutation {
-                    id: resent,
-                    client_time: None,
-                    op: edit(),
-                },
-            ],
-        },
-    );
+    // The finalize, an edit that reads the product finalized, and the resend
+    // that fails the push.
+    let mut mutations = numbered(first, vec![c.finalize_op(None), c.edit(mine)]);
+    mutations.extend(numbered(resent, vec![c.edit(mine)]));
+    let failed = c.push_mutations(&c.store, 0, mutations);
     assert!(failed.is_err(), "{failed:?}");
-    let after = c.push(chair, edit());
+    let after = c.push(0, c.edit(mine));
     assert!(matches!(after, Outcome::Conflict { .. }), "{after:?}");
 }
 
@@ -458,42 +422,10 @@ fn a_decision_read_in_an_undone_push_is_forgotten() {
 #[test]
 fn a_finalized_product_stays_locked_after_the_server_restarts() {
     let c = council(CouncilMode::Individual);
-    let chair = 0;
-    let mine = c.score_and_submit(chair, 0);
-    for who in [1, 2, 3] {
-        c.score_and_submit(who, who % 2);
-    }
-    assert!(matches!(c.finalize(chair, None), Outcome::Applied { .. }));
+    let mine = c.everyone_submitted();
+    assert!(matches!(c.finalize(0, None), Outcome::Applied { .. }));
     let reopened = SqliteStore::open(&c._dir.path().join("c.sqlite3")).unwrap();
-    let c0 = c.rubric.criteria().next().unwrap().2.clone();
-    let r = reopened
-        .push(
-            &c.people[chair],
-            &PushRequest {
-                protocol: PROTOCOL_VERSION,
-                mutations: vec![Mutation {
-                    id: 1_000,
-                    client_time: None,
-                    op: Op::SetAnswers {
-                        sheet: SheetKey {
-                            sheet_id: mine,
-                            round_id: c.round.id,
-                            product_id: c.product.id,
-                            rubric: c.rubric.reference(),
-                        },
-                        answers: vec![AnswerEdit {
-                            criterion: c0.code.clone(),
-                            answer: Answer {
-                                option: c0.options().last().map(|o| o.id.clone()),
-                                ..Answer::default()
-                            },
-                            base_rev: 0,
-                        }],
-                    },
-                }],
-            },
-        )
-        .unwrap();
+    let r = c.push_ops(&reopened, 0, 1_000, vec![c.edit(mine)]).unwrap();
     assert!(
         matches!(
             r.results[0].outcome,
@@ -505,4 +437,16 @@ fn a_finalized_product_stays_locked_after_the_server_restarts() {
         "{:?}",
         r.results[0]
     );
+}
+
+/// `ops` as mutations numbered from `first`.
+fn numbered(first: u64, ops: Vec<Op>) -> Vec<Mutation> {
+    ops.into_iter()
+        .enumerate()
+        .map(|(i, op)| Mutation {
+            id: first + i as u64,
+            client_time: None,
+            op,
+        })
+        .collect()
 }
