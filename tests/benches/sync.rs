@@ -9,7 +9,8 @@
 //! devices × 100 sheets at once, 500 × 20 at once, and 500 × 20 arriving on a
 //! schedule that offers 6,000 sheets/s.
 //! Reports ms, sheets/s, server peak RSS and bytes on the wire, as JSON lines
-//! and a table. `OCOP_BENCH_N=1000` limits the sizes; `OCOP_BENCH_PUSH_ONLY=1`
+//! and a table. `OCOP_BENCH_N=1000` limits the sizes; `OCOP_BENCH_GZIP=1`
+//! sends push bodies gzip-compressed as the app does; `OCOP_BENCH_PUSH_ONLY=1`
 //! runs only the first phase (to profile it); `OCOP_BENCH_SERVER_LOG=ocop_sync_server=debug`
 //! has the server log each push's timing to stderr; each N runs
 //! `OCOP_BENCH_REPEATS` times (default 3) on new servers and the median run of
@@ -303,18 +304,27 @@ impl Client {
         token: &str,
         body: Vec<u8>,
     ) -> (PushResponse, u64, u64, Vec<(String, f64)>) {
-        let up = body.len() as u64;
         let sent = Instant::now();
-        let r = self
+        let mut rb = self
             .http
             .post(format!("{}{}", self.url, paths::PUSH))
             .bearer_auth(token)
             .header("content-type", "application/json")
-            .header("accept-encoding", ACCEPT_ENCODING)
-            .body(body)
-            .send()
-            .await
-            .expect("push");
+            .header("accept-encoding", ACCEPT_ENCODING);
+        // OCOP_BENCH_GZIP=1: bodies over 16 KiB go gzip-compressed at the
+        // fastest level, as the app sends them (`app/src/net.rs`), compressed
+        // here, inside the push's time, as the app does.
+        let body = if std::env::var_os("OCOP_BENCH_GZIP").is_some() && body.len() > 16 * 1024 {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&body).expect("gzip");
+            rb = rb.header("content-encoding", "gzip");
+            enc.finish().expect("gzip")
+        } else {
+            body
+        };
+        let up = body.len() as u64;
+        let r = rb.body(body).send().await.expect("push");
         // When the answer's headers were in: what is left of the device's
         // time after it is reading and decoding the answer.
         let headers = ms(sent.elapsed());
