@@ -15,7 +15,10 @@ use serde::de::DeserializeOwned;
 use crate::plan::{Failure, StatusClass, classify_status};
 
 /// Push bodies above this are compressed.
-const GZIP_ABOVE_BYTES: usize = 16 * 1024;
+const COMPRESS_ABOVE_BYTES: usize = 16 * 1024;
+
+/// zstd's level for push bodies: its fastest positive level.
+const PUSH_ZSTD_LEVEL: i32 = 1;
 
 pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -106,9 +109,12 @@ impl Api {
         finish(self.json(rb, body).send().await).await
     }
 
-    /// Large pushes go gzip-compressed (the server accepts
-    /// `Content-Encoding: gzip`): 500 sheets of JSON shrink about tenfold,
-    /// which is what matters on a rural 3G link.
+    /// Large pushes go zstd-compressed (the server accepts `Content-Encoding:
+    /// zstd` or `gzip`): 500 sheets of JSON shrink about tenfold, which is
+    /// what matters on a rural 3G link. zstd at level 1 rather than gzip at
+    /// its fastest: less CPU on the phone for as small a body, and several
+    /// times cheaper for the server to read (tests/benches/sync.rs with
+    /// `OCOP_BENCH_AS_APP`, `docs/sync-protocol.md`).
     pub async fn push(&self, req: &PushRequest) -> Result<PushResponse, Failure> {
         let body = serde_json::to_vec(req).unwrap_or_default();
         let mut rb = self
@@ -118,14 +124,11 @@ impl Api {
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
         }
-        let rb = if body.len() > GZIP_ABOVE_BYTES {
-            use std::io::Write;
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            let gz = enc.write_all(&body).and_then(|()| enc.finish());
-            match gz {
-                Ok(gz) => rb
-                    .header(CONTENT_ENCODING, HeaderValue::from_static("gzip"))
-                    .body(gz),
+        let rb = if body.len() > COMPRESS_ABOVE_BYTES {
+            match zstd::bulk::compress(&body, PUSH_ZSTD_LEVEL) {
+                Ok(z) => rb
+                    .header(CONTENT_ENCODING, HeaderValue::from_static("zstd"))
+                    .body(z),
                 Err(_) => rb.body(body),
             }
         } else {
@@ -304,6 +307,92 @@ mod tests {
         }
         PullStart {
             resp: reqwest::Response::from(b.body(Vec::<u8>::new()).unwrap()),
+        }
+    }
+
+    /// What a push puts on the wire, read by a bare listener on 127.0.0.1: a
+    /// body over 16 KiB goes zstd-compressed and decompresses to the
+    /// request's JSON; a small one goes as it is.
+    #[tokio::test]
+    async fn a_large_push_goes_zstd_compressed_and_a_small_one_as_it_is() {
+        use ocop_shared::wire::{Mutation, Op, PROTOCOL_VERSION};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        for (n, compressed) in [(1u64, false), (400, true)] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = vec![0u8; 1 << 16];
+                let (head, want) = loop {
+                    let k = s.read(&mut chunk).await.unwrap();
+                    assert!(k > 0, "the request ended early");
+                    buf.extend_from_slice(&chunk[..k]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .unwrap()
+                            .trim()
+                            .parse()
+                            .unwrap();
+                        buf.drain(..i + 4);
+                        break (head, len);
+                    }
+                };
+                while buf.len() < want {
+                    let k = s.read(&mut chunk).await.unwrap();
+                    assert!(k > 0, "the body ended early");
+                    buf.extend_from_slice(&chunk[..k]);
+                }
+                let answer = r#"{"results":[],"server_seq":0}"#;
+                s.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                    .as_bytes(),
+                )
+                .await
+                .unwrap();
+                (head, buf)
+            });
+            let api = Api {
+                http: client(),
+                base: format!("http://{addr}"),
+                token: None,
+            };
+            let req = PushRequest {
+                protocol: PROTOCOL_VERSION,
+                mutations: (1..=n)
+                    .map(|id| Mutation {
+                        id,
+                        client_time: None,
+                        op: Op::Submit {
+                            sheet_id: uuid::Uuid::now_v7(),
+                        },
+                    })
+                    .collect(),
+            };
+            let sent = serde_json::to_vec(&req).unwrap();
+            assert_eq!(sent.len() > COMPRESS_ABOVE_BYTES, compressed);
+            api.push(&req).await.unwrap();
+            let (head, body) = server.await.unwrap();
+            let json = if compressed {
+                assert!(head.contains("content-encoding: zstd"), "{head}");
+                assert!(
+                    body.len() * 3 < sent.len(),
+                    "{} of {} bytes",
+                    body.len(),
+                    sent.len()
+                );
+                zstd::decode_all(&body[..]).unwrap()
+            } else {
+                assert!(!head.contains("content-encoding"), "{head}");
+                body
+            };
+            assert_eq!(json, sent);
         }
     }
 

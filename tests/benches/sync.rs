@@ -9,8 +9,8 @@
 //! devices × 100 sheets at once, 500 × 20 at once, and 500 × 20 arriving on a
 //! schedule that offers 6,000 sheets/s.
 //! Reports ms, sheets/s, server peak RSS and bytes on the wire, as JSON lines
-//! and a table. `OCOP_BENCH_N=1000` limits the sizes; `OCOP_BENCH_GZIP=1`
-//! sends push bodies gzip-compressed as the app does; `OCOP_BENCH_PUSH_ONLY=1`
+//! and a table. `OCOP_BENCH_N=1000` limits the sizes; `OCOP_BENCH_AS_APP=1`
+//! sends push bodies compressed as the app does (zstd; `=gzip`: gzip); `OCOP_BENCH_PUSH_ONLY=1`
 //! runs only the first phase (to profile it); `OCOP_BENCH_SERVER_LOG=ocop_sync_server=debug`
 //! has the server log each push's timing to stderr; each N runs
 //! `OCOP_BENCH_REPEATS` times (default 3) on new servers and the median run of
@@ -311,17 +311,26 @@ impl Client {
             .bearer_auth(token)
             .header("content-type", "application/json")
             .header("accept-encoding", ACCEPT_ENCODING);
-        // OCOP_BENCH_GZIP=1: bodies over 16 KiB go gzip-compressed at the
-        // fastest level, as the app sends them (`app/src/net.rs`), compressed
-        // here, inside the push's time, as the app does.
-        let body = if std::env::var_os("OCOP_BENCH_GZIP").is_some() && body.len() > 16 * 1024 {
-            use std::io::Write;
-            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            enc.write_all(&body).expect("gzip");
-            rb = rb.header("content-encoding", "gzip");
-            enc.finish().expect("gzip")
-        } else {
-            body
+        // OCOP_BENCH_AS_APP=1: bodies over 16 KiB go zstd-compressed (level
+        // 1), as the app sends them (`app/src/net.rs`), compressed here,
+        // inside the push's time, as the app does; OCOP_BENCH_AS_APP=gzip:
+        // gzip at its fastest level instead (what the app sent before).
+        let as_app = std::env::var("OCOP_BENCH_AS_APP").ok();
+        let body = match as_app.as_deref() {
+            Some(how) if body.len() > 16 * 1024 => {
+                if how == "gzip" {
+                    use std::io::Write;
+                    let mut enc =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    enc.write_all(&body).expect("gzip");
+                    rb = rb.header("content-encoding", "gzip");
+                    enc.finish().expect("gzip")
+                } else {
+                    rb = rb.header("content-encoding", "zstd");
+                    zstd::bulk::compress(&body, 1).expect("zstd")
+                }
+            }
+            _ => body,
         };
         let up = body.len() as u64;
         let r = rb.body(body).send().await.expect("push");
