@@ -255,21 +255,21 @@ pub(crate) fn frame_origin(b: &[u8]) -> Option<(u64, Uuid)> {
 
 /// A sheet-answers mutation decoded with its text borrowed from the
 /// request's JSON instead of copied out of it (a 31-answer sheet is ~100
-/// strings). It encodes to the same text as [`Mutation`] (a property test
-/// holds the two to that), so its hash is the mutation's. Codes, options and
+/// strings); [`encode_set_answers`] writes the text serde encodes of the
+/// [`Mutation`] it stands for, so its hash is the mutation's. Codes, options and
 /// photo hashes are borrowed as they are, so one written with an escape
 /// does not decode this way: such a mutation, and any other operation, is
 /// decoded as a [`Mutation`] instead.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct MutationRef<'a> {
     id: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none", borrow)]
+    #[serde(default, borrow)]
     client_time: Option<Cow<'a, str>>,
     #[serde(borrow)]
     op: OpRef<'a>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum OpRef<'a> {
     SetAnswers {
@@ -280,7 +280,7 @@ enum OpRef<'a> {
 }
 
 /// [`AnswerEdit`], borrowed.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 pub(crate) struct EditRef<'a> {
     criterion: &'a str,
     #[serde(borrow)]
@@ -288,21 +288,18 @@ pub(crate) struct EditRef<'a> {
     base_rev: u64,
 }
 
-/// [`Answer`], borrowed (the same fields, defaults and omissions).
-#[derive(Serialize, Deserialize)]
+/// [`Answer`], borrowed (the same fields and defaults; encoded, with the
+/// same omissions, by [`AnswerRef::write_json`]).
+#[derive(Deserialize)]
 pub(crate) struct AnswerRef<'a> {
     #[serde(default)]
     option: Option<&'a str>,
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default)]
     knockout: bool,
-    #[serde(default, skip_serializing_if = "str::is_empty", borrow)]
+    #[serde(default, borrow)]
     note: Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", borrow)]
+    #[serde(default, borrow)]
     attachments: Vec<&'a str>,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 impl<'a> EditRef<'a> {

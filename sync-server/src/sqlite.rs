@@ -1133,10 +1133,8 @@ struct PushCtx<'a, 'c> {
 /// callgrind).
 struct Hot<'c> {
     conn: &'c Connection,
-    alias: Option<rusqlite::CachedStatement<'c>>,
-    insert_sheet: Option<rusqlite::CachedStatement<'c>>,
-    insert_revision: Option<rusqlite::CachedStatement<'c>>,
-    applied: Option<rusqlite::CachedStatement<'c>>,
+    /// Each [`HotSql`]'s statement, once taken.
+    kept: [Option<rusqlite::CachedStatement<'c>>; HotSql::ALL.len()],
 }
 
 /// Which of [`Hot`]'s statements.
@@ -1180,26 +1178,18 @@ impl<'c> Hot<'c> {
     fn new(conn: &'c Connection) -> Hot<'c> {
         Hot {
             conn,
-            alias: None,
-            insert_sheet: None,
-            insert_revision: None,
-            applied: None,
+            kept: Default::default(),
         }
     }
 
     /// The statement, taken from the connection's cache the first time.
     fn get(&mut self, which: HotSql) -> Result<&mut rusqlite::CachedStatement<'c>> {
-        let slot = match which {
-            HotSql::Alias => &mut self.alias,
-            HotSql::InsertSheet => &mut self.insert_sheet,
-            HotSql::InsertRevision => &mut self.insert_revision,
-            HotSql::Applied => &mut self.applied,
+        let slot = &mut self.kept[which as usize];
+        let stmt = match slot.take() {
+            Some(s) => s,
+            None => self.conn.prepare_cached(which.sql())?,
         };
-        if slot.is_none() {
-            *slot = Some(self.conn.prepare_cached(which.sql())?);
-        }
-        slot.as_mut()
-            .ok_or_else(|| Error::Internal("a statement went missing".into()))
+        Ok(slot.insert(stmt))
     }
 }
 
@@ -2517,49 +2507,58 @@ fn write_sheet_rows<'h>(
     let conn = ctx.conn;
     let id = sheet.id.to_string();
     if !new {
-        // A sheet written once by a prepared first write has no revision row
-        // (schema 10): its one revision is the snapshot about to be replaced,
-        // so that becomes a row first, with the write its body names.
-        let first: Option<(rusqlite::types::Value, i64)> = conn
+        // The snapshot about to be replaced may be the sheet's first
+        // revision, which is then completed first, from the sheet's first
+        // revision row (an index seek; only a first revision is ever
+        // incomplete, and most edits find it whole and write nothing here):
+        // - no row (schema 10): the sheet was written once by a prepared
+        //   first write; the snapshot becomes the row, with the write its
+        //   body names;
+        // - a `LAZY_REVISION` row: it gets its own copy of the snapshot.
+        let first: Option<(i64, i64)> = conn
             .prepare_cached(
-                "SELECT body, seq FROM entities WHERE kind = 'sheet' AND id = ?1
-                   AND NOT EXISTS (SELECT 1 FROM sheet_revisions WHERE sheet_id = ?1)",
+                "SELECT rowid, delta FROM sheet_revisions WHERE sheet_id = ?1 ORDER BY seq LIMIT 1",
             )?
             .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if let Some((old, old_seq)) = first {
-            let origin = match &old {
-                rusqlite::types::Value::Blob(b) => crate::prepare::frame_origin(b),
-                _ => None,
-            };
-            let (mutation_id, device) = origin.ok_or_else(|| {
-                Error::Internal(format!(
-                    "sheet {id} has no revision and its stored body names no first write"
-                ))
-            })?;
-            conn.prepare_cached(
-                "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-            )?
-            .execute(params![
-                id,
-                old_seq,
-                device.to_string(),
-                mutation_id as i64,
-                old
-            ])?;
+        match first {
+            None => {
+                let (old, old_seq): (rusqlite::types::Value, i64) = conn
+                    .prepare_cached(
+                        "SELECT body, seq FROM entities WHERE kind = 'sheet' AND id = ?1",
+                    )?
+                    .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let origin = match &old {
+                    rusqlite::types::Value::Blob(b) => crate::prepare::frame_origin(b),
+                    _ => None,
+                };
+                let (mutation_id, device) = origin.ok_or_else(|| {
+                    Error::Internal(format!(
+                        "sheet {id} has no revision and its stored body names no first write"
+                    ))
+                })?;
+                conn.prepare_cached(
+                    "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+                )?
+                .execute(params![
+                    id,
+                    old_seq,
+                    device.to_string(),
+                    mutation_id as i64,
+                    old
+                ])?;
+            }
+            Some((rowid, LAZY_REVISION)) => {
+                conn.prepare_cached(
+                    "UPDATE sheet_revisions SET delta = 1,
+                       body = (SELECT body FROM entities WHERE kind = 'sheet' AND id = ?2)
+                     WHERE rowid = ?1",
+                )?
+                .execute(params![rowid, id])?;
+            }
+            Some(_) => {}
         }
-        // The snapshot about to be replaced may be the body of the sheet's
-        // first revision (`LAZY_REVISION`): the revision gets its own copy
-        // first. Only a first revision is ever lazy, so this looks at that
-        // one row (an index seek), not at every revision the sheet has.
-        conn.prepare_cached(
-            "UPDATE sheet_revisions SET delta = 1,
-               body = (SELECT body FROM entities WHERE kind = 'sheet' AND id = ?1)
-             WHERE rowid = (SELECT rowid FROM sheet_revisions WHERE sheet_id = ?1 ORDER BY seq LIMIT 1)
-               AND delta = 2",
-        )?
-        .execute(params![id])?;
     }
     conn.prepare_cached(
         // A sheet's round, product and owner never change: setting them again

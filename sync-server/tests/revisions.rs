@@ -90,3 +90,26 @@ fn a_new_sheet_keeps_no_revision_row_until_it_is_written_again() {
     assert_eq!(w.revision_rows().len(), 3);
     assert_eq!(w.revisions()[..2], [w.revisions()[0].clone(), second]);
 }
+
+/// A new sheet written the ordinary way (its first write carries a base, so
+/// nothing was prepared) keeps a revision row that points at its snapshot
+/// (`delta = 2`); its next write gives that row its own copy first.
+#[test]
+fn a_first_revision_that_points_at_its_snapshot_gets_its_own_copy_on_the_next_write() {
+    let w = World::new();
+    let whole: Vec<(String, usize)> = w.codes().into_iter().map(|c| (c, 0)).collect();
+    let mut first_write = w.set(1, whole);
+    if let ocop_shared::wire::Op::SetAnswers { answers, .. } = &mut first_write.op {
+        answers[0].base_rev = 7;
+    }
+    w.push_any(vec![first_write]);
+    let first = w.current();
+    assert_eq!(w.revision_rows(), vec![(2, 0)]);
+    assert_eq!(w.revisions(), vec![first.clone()]);
+    w.push(vec![w.set(2, vec![("1.2".into(), 1)])]);
+    let rows = w.revision_rows();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, 1, "the first revision holds its own body now");
+    assert!(rows[0].1 > 0 && rows[1].1 > 0, "{rows:?}");
+    assert_eq!(w.revisions(), vec![first, w.current()]);
+}
