@@ -58,6 +58,7 @@ mod sync;
 
 pub use device::{AttentionItem, ConflictView, Device, Keep, ProductItem, Session, SheetView};
 pub use error::{Error, Result};
+pub use net::push_body_as_sent;
 pub use status::{Phase, Progress, SyncState, SyncStatus, Words};
 pub use sync::{LoopConfig, SyncLoop, SyncReport};
 

@@ -20,6 +20,19 @@ const COMPRESS_ABOVE_BYTES: usize = 16 * 1024;
 /// zstd's level for push bodies: its fastest positive level.
 const PUSH_ZSTD_LEVEL: i32 = 1;
 
+/// A push body (the request's JSON) as [`Api::push`] sends it, and its
+/// `Content-Encoding`: zstd over 16 KiB (`COMPRESS_ABOVE_BYTES`), as it is
+/// otherwise (or if compressing fails). Public so that the sync benchmark
+/// sends what the app sends (`OCOP_BENCH_AS_APP`).
+pub fn push_body_as_sent(json: Vec<u8>) -> (Vec<u8>, Option<&'static str>) {
+    if json.len() > COMPRESS_ABOVE_BYTES
+        && let Ok(z) = zstd::bulk::compress(&json, PUSH_ZSTD_LEVEL)
+    {
+        return (z, Some("zstd"));
+    }
+    (json, None)
+}
+
 pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         // Field networks: connect fails fast, a slow 3G push of 500 sheets still fits.
@@ -124,17 +137,11 @@ impl Api {
         if let Some(t) = &self.token {
             rb = rb.bearer_auth(t);
         }
-        let rb = if body.len() > COMPRESS_ABOVE_BYTES {
-            match zstd::bulk::compress(&body, PUSH_ZSTD_LEVEL) {
-                Ok(z) => rb
-                    .header(CONTENT_ENCODING, HeaderValue::from_static("zstd"))
-                    .body(z),
-                Err(_) => rb.body(body),
-            }
-        } else {
-            rb.body(body)
-        };
-        finish(rb.send().await).await
+        let (body, encoding) = push_body_as_sent(body);
+        if let Some(e) = encoding {
+            rb = rb.header(CONTENT_ENCODING, HeaderValue::from_static(e));
+        }
+        finish(rb.body(body).send().await).await
     }
 
     /// Sends a pull and waits for its headers only: the caller may ask for

@@ -1934,14 +1934,15 @@ impl SqliteStore {
         }
     }
 
-    /// Refuses a sheet write to a finalized product, from the writer's
-    /// memory or the product's decision: a push of one member's sheets
-    /// names a new product in nearly every mutation, and the decision was
-    /// a look-up per sheet (~8% of the writer's work on a new one). Only
-    /// the writer writes decisions (`finalize`, `release`), and what it
-    /// knew is forgotten when it does (`apply_mutation`) and when a
-    /// transaction is undone (`settle_caches`: an answer read inside it may
-    /// have been its own write), so what is kept is what is committed.
+    /// Refuses a change to a finalized product (a sheet write, a submit or
+    /// reopen, a participation, a second finalize), from the writer's memory
+    /// or the product's decision: a push of one member's sheets names a new
+    /// product in nearly every mutation, and the decision was a look-up per
+    /// sheet (~8% of the writer's work on a new one). Only the writer writes
+    /// decisions (`finalize`, `release`), and what it knew is forgotten when
+    /// it does (`apply_mutation`) and when a transaction is undone
+    /// (`settle_caches`: a decision read inside it may have been its own
+    /// write), so what is kept is what the writer's transaction sees.
     fn ensure_unlocked(&self, conn: &Connection, product: Uuid) -> OpResult<()> {
         let kept = lock(&self.finalized).get(&product).copied();
         let finalized = match kept {
@@ -2193,13 +2194,6 @@ fn load_sheet_for_write(ctx: &PushCtx<'_, '_>, id: Uuid) -> Result<Option<SheetS
 
 fn decision_of(conn: &Connection, product: Uuid) -> Result<Option<DecisionInfo>> {
     get_entity(conn, "decision", &product.to_string())
-}
-
-fn ensure_unlocked(conn: &Connection, product: Uuid) -> OpResult<()> {
-    if decision_of(conn, product)?.is_some_and(|d| d.finalized) {
-        return Err(locked(product));
-    }
-    Ok(())
 }
 
 /// The refusal of a write to a finalized product's sheets.
@@ -2537,16 +2531,13 @@ fn write_sheet_rows<'h>(
                         "sheet {id} has no revision and its stored body names no first write"
                     ))
                 })?;
-                conn.prepare_cached(
-                    "INSERT INTO sheet_revisions (sheet_id, seq, device_id, mutation_id, body, delta)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-                )?
-                .execute(params![
+                ctx.hot.get(HotSql::InsertRevision)?.execute(params![
                     id,
                     old_seq,
                     device.to_string(),
                     mutation_id as i64,
-                    old
+                    old,
+                    1
                 ])?;
             }
             Some((rowid, LAZY_REVISION)) => {
@@ -2880,7 +2871,7 @@ fn submit(ctx: &mut PushCtx<'_, '_>, sheet_id: Uuid) -> OpResult<Outcome> {
         ));
     }
     ensure_round_open(ctx.conn, sheet.round_id)?;
-    ensure_unlocked(ctx.conn, sheet.product_id)?;
+    ctx.store.ensure_unlocked(ctx.conn, sheet.product_id)?;
     if sheet.status == SheetStatus::Submitted {
         return Ok(Outcome::Applied {
             seq: sheet.revision,
@@ -2928,7 +2919,7 @@ fn reopen(ctx: &mut PushCtx<'_, '_>, sheet_id: Uuid, reason: &str) -> OpResult<O
         "reopen a sheet",
     )?;
     ensure_round_open(ctx.conn, sheet.round_id)?;
-    ensure_unlocked(ctx.conn, sheet.product_id)?;
+    ctx.store.ensure_unlocked(ctx.conn, sheet.product_id)?;
     if reason.trim().is_empty() {
         return Err(reject(RejectCode::Invalid, "reopening needs a reason"));
     }
@@ -2978,7 +2969,7 @@ fn set_participation(
             "a member may only abstain or return themselves; the chair recuses members",
         ));
     }
-    ensure_unlocked(conn, product.id)?;
+    ctx.store.ensure_unlocked(conn, product.id)?;
     let seq = ctx.seq.take();
     conn.prepare_cached(
         "INSERT INTO participations (product_id, user_id, participation) VALUES (?1, ?2, ?3)
@@ -3030,7 +3021,7 @@ fn resolve_conflict(
         )?;
     }
     ensure_round_open(ctx.conn, sheet.round_id)?;
-    ensure_unlocked(ctx.conn, sheet.product_id)?;
+    ctx.store.ensure_unlocked(ctx.conn, sheet.product_id)?;
     if sheet.status == SheetStatus::Submitted {
         // The owner signed off on the current values; only a reopen changes them.
         return Err(reject(
@@ -3157,7 +3148,7 @@ fn finalize(
     let round = load_round(conn, round_id)?;
     let product = load_product(conn, round.id, product_id)?;
     require_presiding(conn, ctx.actor, round.id, product.id, "finalize a product")?;
-    ensure_unlocked(conn, product.id)?;
+    ctx.store.ensure_unlocked(conn, product.id)?;
     let rubric = ctx
         .store
         .published_rubric(conn, &product.rubric)?

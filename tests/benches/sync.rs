@@ -273,10 +273,22 @@ async fn start_server(dir: &Path) -> Server {
     panic!("bench server did not start");
 }
 
+/// How push bodies go (`OCOP_BENCH_AS_APP`).
+#[derive(Clone, Copy)]
+enum PushBodies {
+    /// Plain JSON, as the phases define them.
+    Plain,
+    /// As the app sends them (`ocop_app::push_body_as_sent`).
+    AsApp,
+    /// gzip at its fastest level over 16 KiB: what the app sent before.
+    Gzip,
+}
+
 #[derive(Clone)]
 struct Client {
     http: reqwest::Client,
     url: String,
+    send: PushBodies,
 }
 
 impl Client {
@@ -290,6 +302,11 @@ impl Client {
                 .build()
                 .expect("client"),
             url: url.into(),
+            send: match std::env::var("OCOP_BENCH_AS_APP").as_deref() {
+                Ok("gzip") => PushBodies::Gzip,
+                Ok(_) => PushBodies::AsApp,
+                Err(_) => PushBodies::Plain,
+            },
         }
     }
 
@@ -311,26 +328,25 @@ impl Client {
             .bearer_auth(token)
             .header("content-type", "application/json")
             .header("accept-encoding", ACCEPT_ENCODING);
-        // OCOP_BENCH_AS_APP=1: bodies over 16 KiB go zstd-compressed (level
-        // 1), as the app sends them (`app/src/net.rs`), compressed here,
-        // inside the push's time, as the app does; OCOP_BENCH_AS_APP=gzip:
-        // gzip at its fastest level instead (what the app sent before).
-        let as_app = std::env::var("OCOP_BENCH_AS_APP").ok();
-        let body = match as_app.as_deref() {
-            Some(how) if body.len() > 16 * 1024 => {
-                if how == "gzip" {
-                    use std::io::Write;
-                    let mut enc =
-                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    enc.write_all(&body).expect("gzip");
-                    rb = rb.header("content-encoding", "gzip");
-                    enc.finish().expect("gzip")
-                } else {
-                    rb = rb.header("content-encoding", "zstd");
-                    zstd::bulk::compress(&body, 1).expect("zstd")
+        // Compressed here, inside the push's time, as the app does.
+        let body = match self.send {
+            PushBodies::Plain => body,
+            PushBodies::AsApp => {
+                let (body, encoding) = ocop_app::push_body_as_sent(body);
+                if let Some(e) = encoding {
+                    rb = rb.header("content-encoding", e);
                 }
+                body
             }
-            _ => body,
+            PushBodies::Gzip if body.len() > 16 * 1024 => {
+                use std::io::Write;
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(&body).expect("gzip");
+                rb = rb.header("content-encoding", "gzip");
+                enc.finish().expect("gzip")
+            }
+            PushBodies::Gzip => body,
         };
         let up = body.len() as u64;
         let r = rb.body(body).send().await.expect("push");
