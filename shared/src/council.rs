@@ -170,6 +170,18 @@ pub struct CouncilInput<'a> {
     pub consensus: Option<&'a SheetScore>,
 }
 
+/// Whether a member in `role` presides over a product's council: the chair,
+/// or the vice-chair when the chair is recused from that product. The one
+/// rule for finalize, reopen, release and recusal, on the device and on the
+/// server alike.
+pub fn presides(role: CouncilRole, chair_recused: bool) -> bool {
+    match role {
+        CouncilRole::Chair => !chair_recused,
+        CouncilRole::ViceChair => chair_recused,
+        CouncilRole::Member | CouncilRole::Secretary => false,
+    }
+}
+
 fn role_rank(r: CouncilRole) -> u8 {
     match r {
         CouncilRole::Chair => 0,
@@ -274,8 +286,7 @@ pub fn aggregate(input: &CouncilInput<'_>) -> CouncilResult {
     let chair_recused = roster
         .iter()
         .any(|m| m.role == CouncilRole::Chair && m.participation == Participation::Recused);
-    let presiding =
-        |r: CouncilRole| r == CouncilRole::Chair || (chair_recused && r == CouncilRole::ViceChair);
+    let presiding = |r: CouncilRole| presides(r, chair_recused);
     let (present, chair_present) = match cfg.mode {
         CouncilMode::Individual => (
             members.len() as u32,

@@ -2251,9 +2251,8 @@ fn chair_recused(conn: &Connection, round: Uuid, product: Uuid) -> Result<bool> 
 /// The chair presides over a product; the vice-chair does when the chair is recused.
 fn is_presiding(conn: &Connection, user: Uuid, round: Uuid, product: Uuid) -> Result<bool> {
     Ok(match council_role(conn, round, user)? {
-        Some(CouncilRole::Chair) => !chair_recused(conn, round, product)?,
-        Some(CouncilRole::ViceChair) => chair_recused(conn, round, product)?,
-        _ => false,
+        Some(role) => ocop_shared::council::presides(role, chair_recused(conn, round, product)?),
+        None => false,
     })
 }
 

@@ -433,7 +433,7 @@ fn body(mutations: Vec<Mutation>) -> Vec<u8> {
     .expect("encode")
 }
 
-/// Pulls like the app does (`app/src/sync.rs`): each page is fetched and
+/// Pulls like the app does (`app/core/src/sync.rs`): each page is fetched and
 /// decoded by a task of its own; as soon as a page's headers name the next
 /// cursor, the next page's task starts, so the next page is prepared by the
 /// server and decoded while this one is still being decoded (the app: stored).
@@ -466,7 +466,7 @@ async fn pull_all(c: &Client, token: &str, from: u64) -> (usize, u64, u64, u64) 
 }
 
 /// One pull page in flight: the next cursor its headers name arrives
-/// first, then the decoded page (as `app/src/sync.rs` does it).
+/// first, then the decoded page (as `app/core/src/sync.rs` does it).
 struct Prefetch {
     hint: Option<tokio::sync::oneshot::Receiver<Option<u64>>>,
     page: tokio::task::JoinHandle<(PullResponse, u64)>,

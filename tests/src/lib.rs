@@ -9,6 +9,7 @@
 
 pub mod load;
 pub mod proxy;
+pub mod ui;
 pub mod world;
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! A chair's fresh device pulling a round that spans several pages. The app
 //! asks for the next page as soon as a page's headers name it, and reads and
 //! decodes that page on its own task while it stores the current one
-//! (`app/src/sync.rs`); whatever the overlap, the device must end holding
+//! (`app/core/src/sync.rs`); whatever the overlap, the device must end holding
 //! exactly what the server holds, with its cursor at the server's last seq.
 
 use std::collections::BTreeMap;

@@ -1,5 +1,6 @@
-//! The one error type of the device API. It serializes as `{code, message}` so
-//! a UI (a Tauri command later) can branch on `code` and show `message`.
+//! The one error type of the device API. It serializes as
+//! `{code, message, message_vi}`: a UI branches on `code` and shows the
+//! message in the user's language (English `message`, Vietnamese `message_vi`).
 
 use serde::Serialize;
 use serde::ser::SerializeStruct;
@@ -35,6 +36,14 @@ pub enum Error {
     /// Network trouble worth retrying (offline, timeout, 5xx, 429, an answer that is not ours).
     #[error("server unreachable: {0}")]
     Offline(String),
+    /// The server did not accept the enrolment code (unknown, already used or expired).
+    #[error(
+        "the enrolment code was not accepted: it is unknown, already used or expired; check it, or ask the OCOP office for a new one"
+    )]
+    WrongCode,
+    /// The server did not accept the username and password.
+    #[error("the username or password is wrong; check them and try again")]
+    WrongPassword,
     /// The server refused a request permanently (4xx other than 401/408/429).
     #[error("server refused the request: {0}")]
     Refused(String),
@@ -64,11 +73,50 @@ impl Error {
             Error::Invalid(_) => "invalid",
             Error::NotAllowed(_) => "not_allowed",
             Error::Offline(_) => "offline",
+            Error::WrongCode => "wrong_code",
+            Error::WrongPassword => "wrong_password",
             Error::Refused(_) => "refused",
             Error::Incompatible(_) => "incompatible",
             Error::SessionChanged => "session_changed",
             Error::Storage(_) => "storage",
             Error::Io(_) => "io",
+        }
+    }
+
+    /// The message in Vietnamese: what went wrong and what to do.
+    pub fn vi(&self) -> String {
+        match self {
+            Error::NotSignedIn => {
+                "Thiết bị chưa đăng nhập: hãy ghi danh bằng mã hoặc đăng nhập".into()
+            }
+            Error::SignInAgain => {
+                "Máy chủ không còn chấp nhận thiết bị này: hãy đăng nhập lại (không mất dữ liệu)".into()
+            }
+            Error::UnsyncedWork { pending } => format!(
+                "Còn {pending} thay đổi chưa gửi lên máy chủ; chỉ đăng xuất nếu chấp nhận mất chúng"
+            ),
+            Error::DatabaseTooNew { found, supported } => format!(
+                "Dữ liệu trên máy có phiên bản {found}, mới hơn ứng dụng này hiểu ({supported}): hãy cập nhật ứng dụng"
+            ),
+            Error::NotFound { what, id } => format!("Không tìm thấy {what} {id}"),
+            Error::Invalid(m) => format!("Không hợp lệ: {m}"),
+            Error::NotAllowed(m) => format!("Không được phép: {m}"),
+            Error::Offline(m) => {
+                format!("Không kết nối được máy chủ: hãy thử lại khi có mạng ({m})")
+            }
+            Error::WrongCode => "Mã ghi danh không được chấp nhận: mã sai, đã dùng hoặc đã hết hạn; hãy kiểm tra lại hoặc xin Văn phòng OCOP cấp mã mới".into(),
+            Error::WrongPassword => {
+                "Tên đăng nhập hoặc mật khẩu không đúng; hãy kiểm tra và thử lại".into()
+            }
+            Error::Refused(m) => format!("Máy chủ từ chối: {m}"),
+            Error::Incompatible(m) => format!(
+                "Ứng dụng và máy chủ không tương thích: hãy cập nhật ứng dụng (dữ liệu chưa gửi vẫn được giữ): {m}"
+            ),
+            Error::SessionChanged => {
+                "Phiên đăng nhập đã đổi trong lúc đồng bộ; không giữ gì từ lần đồng bộ đó".into()
+            }
+            Error::Storage(m) => format!("Lỗi lưu trữ trên máy: {m}"),
+            Error::Io(m) => format!("Lỗi tệp trên máy: {m}"),
         }
     }
 
@@ -82,9 +130,10 @@ impl Error {
 
 impl Serialize for Error {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("Error", 2)?;
+        let mut st = s.serialize_struct("Error", 3)?;
         st.serialize_field("code", self.code())?;
         st.serialize_field("message", &self.to_string())?;
+        st.serialize_field("message_vi", &self.vi())?;
         st.end()
     }
 }
@@ -116,5 +165,6 @@ mod tests {
         let v = serde_json::to_value(Error::UnsyncedWork { pending: 3 }).unwrap();
         assert_eq!(v["code"], "unsynced_work");
         assert!(v["message"].as_str().unwrap().starts_with("3 changes"));
+        assert!(v["message_vi"].as_str().unwrap().starts_with("Còn 3 thay đổi"));
     }
 }

@@ -89,6 +89,8 @@ pub struct ProductItem {
     pub answered: usize,
     pub criteria: usize,
     pub decision: Option<DecisionInfo>,
+    /// This user's sheet has changes that have not reached the server.
+    pub unsynced: bool,
 }
 
 /// Something that did not reach the server and never will on its own: a
@@ -461,6 +463,7 @@ impl Device {
     /// phones' clocks often are. Device time is metadata only (`client_time`,
     /// "last synced"); ordering and conflicts use server revisions, so a
     /// skewed or jumping clock changes no outcome. Used by fault tests.
+    #[cfg(feature = "testing")]
     pub fn set_clock_skew(&self, seconds: i64) {
         self.clock_skew
             .store(seconds, std::sync::atomic::Ordering::SeqCst);
@@ -512,7 +515,7 @@ impl Device {
                 },
             )
             .await
-            .map_err(auth_error)?;
+            .map_err(|f| auth_error(f, Error::WrongCode))?;
         self.adopt(server_url, t)
     }
 
@@ -551,7 +554,7 @@ impl Device {
             }
             r => r,
         }
-        .map_err(auth_error)?;
+        .map_err(|f| auth_error(f, Error::WrongPassword))?;
         self.adopt(server_url, t)
     }
 
@@ -665,6 +668,18 @@ impl Device {
         Ok(r.filter(|r| r.active).map(|r| r.role))
     }
 
+    /// The round's council as this device knows it (active members only), by role then name.
+    pub fn roster(&self, round: Uuid) -> Result<Vec<RosterEntry>> {
+        let mut r: Vec<RosterEntry> = all_local(
+            &self.conn(),
+            "SELECT local_json FROM entities WHERE kind = 'roster' AND round_id = ?1",
+            [round.to_string()],
+        )?;
+        r.retain(|x| x.active);
+        r.sort_by(|a, b| (a.role, &a.full_name).cmp(&(b.role, &b.full_name)));
+        Ok(r)
+    }
+
     pub fn list_products(&self, round: Uuid) -> Result<Vec<ProductItem>> {
         let c = self.conn();
         let s = Self::need_session(&c)?;
@@ -676,8 +691,13 @@ impl Device {
         products.sort_by(|a, b| a.code.cmp(&b.code));
         let mut out = Vec::with_capacity(products.len());
         for p in products {
-            let sheet: Option<SheetState> =
-                local(&c, SHEET, &model::sheet_key(p.round_id, p.id, s.user.id))?;
+            let key = model::sheet_key(p.round_id, p.id, s.user.id);
+            let sheet: Option<SheetState> = local(&c, SHEET, &key)?;
+            let unsynced = c.query_row(
+                "SELECT EXISTS(SELECT 1 FROM outbox WHERE entity_kind = ?1 AND entity_key = ?2)",
+                params![SHEET, key],
+                |r| r.get::<_, bool>(0),
+            )?;
             let rubric: Option<Rubric> = local(
                 &c,
                 "rubric",
@@ -694,6 +714,7 @@ impl Device {
                 }),
                 criteria: rubric.map_or(0, |r| r.criterion_count()),
                 decision,
+                unsynced,
                 product: p,
             });
         }
@@ -1179,6 +1200,27 @@ impl Device {
         Ok(sha)
     }
 
+    /// A photo as the camera or the file picker gave it: decoded, turned
+    /// upright (EXIF orientation), shrunk to at most
+    /// [`crate::photo::MAX_EDGE`] px on the long edge and stored as JPEG
+    /// (which drops every EXIF field, GPS included), then attached as
+    /// [`Self::add_attachment`] does. Returns its SHA-256.
+    pub fn add_photo(&self, product: Uuid, criterion: &str, original: &[u8]) -> Result<String> {
+        let jpeg = crate::photo::prepare(original)?;
+        self.add_attachment(product, criterion, &jpeg, "image/jpeg")
+    }
+
+    /// The bytes of a stored photo (this device's, or one downloaded).
+    pub fn photo(&self, sha256: &str) -> Result<Vec<u8>> {
+        if !ocop_shared::score::is_sha256_hex(sha256) {
+            return Err(Error::Invalid(format!("{sha256:?} is not a photo id")));
+        }
+        std::fs::read(self.attachment_path(sha256)).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::not_found("photo", sha256),
+            _ => e.into(),
+        })
+    }
+
     pub fn attachment_path(&self, sha256: &str) -> PathBuf {
         self.dir.join("attachments").join(sha256)
     }
@@ -1202,21 +1244,53 @@ impl Device {
         })
     }
 
-    fn require_chair(c: &Connection, s: &Session, round: Uuid) -> Result<CouncilRole> {
-        let r: Option<RosterEntry> = local(c, "roster", &format!("{round}/{}", s.user.id))?;
-        match r.filter(|r| r.active).map(|r| r.role) {
-            Some(role @ (CouncilRole::Chair | CouncilRole::ViceChair)) => Ok(role),
-            _ => Err(Error::NotAllowed(
-                "only the council chair can do this".into(),
-            )),
+    /// Whether this user presides over `p`'s council: the chair, or the
+    /// vice-chair when the chair is recused from `p` (`ocop_shared::council::presides`,
+    /// the server's rule too).
+    fn presides(c: &Connection, s: &Session, p: &ProductInfo) -> Result<bool> {
+        let roster: Vec<RosterEntry> = all_local(
+            c,
+            "SELECT local_json FROM entities WHERE kind = 'roster' AND round_id = ?1",
+            [p.round_id.to_string()],
+        )?;
+        let Some(me) = roster.iter().find(|r| r.active && r.user_id == s.user.id) else {
+            return Ok(false);
+        };
+        let mut chair_recused = false;
+        for r in roster.iter().filter(|r| r.active && r.role == CouncilRole::Chair) {
+            let part: Option<ParticipationInfo> = local(
+                c,
+                PARTICIPATION,
+                &model::participation_key(p.round_id, p.id, r.user_id),
+            )?;
+            chair_recused |= part.is_some_and(|x| x.participation == Participation::Recused);
         }
+        Ok(council::presides(me.role, chair_recused))
+    }
+
+    fn require_chair(c: &Connection, s: &Session, p: &ProductInfo) -> Result<()> {
+        if Self::presides(c, s, p)? {
+            Ok(())
+        } else {
+            Err(Error::NotAllowed(
+                "only the member presiding over this product's council (the chair, or the vice-chair when the chair is recused) can do this".into(),
+            ))
+        }
+    }
+
+    /// Whether this user may finalize, reopen, release and recuse for a product.
+    pub fn can_preside(&self, product: Uuid) -> Result<bool> {
+        let c = self.conn();
+        let s = Self::need_session(&c)?;
+        let p = Self::product(&c, product)?;
+        Self::presides(&c, &s, &p)
     }
 
     /// Chair: reopens a member's submitted sheet, with a reason.
     pub fn reopen(&self, product: Uuid, owner: Uuid, reason: &str) -> Result<()> {
         self.write(|tx, s| {
             let p = Self::product(tx, product)?;
-            Self::require_chair(tx, s, p.round_id)?;
+            Self::require_chair(tx, s, &p)?;
             let key = model::sheet_key(p.round_id, p.id, owner);
             let sheet: SheetState =
                 local(tx, SHEET, &key)?.ok_or_else(|| Error::not_found("sheet", &key))?;
@@ -1244,7 +1318,7 @@ impl Device {
         self.write(|tx, s| {
             let p = Self::product(tx, product)?;
             if user != s.user.id {
-                Self::require_chair(tx, s, p.round_id)?;
+                Self::require_chair(tx, s, &p)?;
             }
             let key = model::participation_key(p.round_id, p.id, user);
             enqueue(
@@ -1302,7 +1376,7 @@ impl Device {
     ) -> Result<CouncilResult> {
         self.write(|tx, s| {
             let p = Self::product(tx, product)?;
-            Self::require_chair(tx, s, p.round_id)?;
+            Self::require_chair(tx, s, &p)?;
             let result = council_result(tx, product, consensus_sheet)?;
             if !result.can_finalize {
                 return Err(Error::Invalid(format!(
@@ -1345,7 +1419,7 @@ impl Device {
     pub fn release(&self, product: Uuid) -> Result<()> {
         self.write(|tx, s| {
             let p = Self::product(tx, product)?;
-            Self::require_chair(tx, s, p.round_id)?;
+            Self::require_chair(tx, s, &p)?;
             let key = model::decision_key(p.round_id, p.id);
             enqueue(
                 tx,
@@ -1421,12 +1495,11 @@ impl Device {
     }
 }
 
-fn auth_error(f: Failure) -> Error {
+/// A failed enrolment or sign-in; `refused` says what a 401 means for it.
+fn auth_error(f: Failure, refused: Error) -> Error {
     match f {
         Failure::Transient(m) => Error::Offline(m),
-        Failure::Unauthorized => {
-            Error::Refused("the code, username or password was not accepted".into())
-        }
+        Failure::Unauthorized => refused,
         Failure::Permanent { message, .. } => Error::Refused(message),
     }
 }

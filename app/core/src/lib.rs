@@ -52,6 +52,7 @@ mod device;
 pub mod error;
 mod model;
 mod net;
+pub mod photo;
 pub mod plan;
 pub mod status;
 mod sync;
@@ -67,7 +68,7 @@ pub fn schema_version() -> i64 {
     db::schema_version()
 }
 
-#[doc(hidden)]
+#[cfg(feature = "testing")]
 pub mod testing {
     //! Raw schema of every earlier version, for migration tests.
     pub fn migrations() -> &'static [&'static str] {

@@ -143,6 +143,7 @@ impl Device {
     /// Pulls without pushing first: what happens when a pull runs while a
     /// tap is still queued (a tap during a sync). For tests.
     #[doc(hidden)]
+    #[cfg(feature = "testing")]
     pub async fn pull_now(&self) -> Result<SyncReport> {
         let _one_at_a_time = self.gate.lock().await;
         let (api, session, g) = self.api()?;

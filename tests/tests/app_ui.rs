@@ -1,0 +1,307 @@
+//! The real app (Tauri binary, WebKitGTK WebView) against a real server on
+//! 127.0.0.1, driven as a member and a chair would. Run by `scripts/test`
+//! under Xvfb; see `ocop_tests::ui`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use ocop_app::Device;
+use ocop_shared::rubric::Rubric;
+use ocop_shared::wire::{Answer, Level, SheetStatus};
+use ocop_sync_server::demo::{self, DemoInfo};
+use ocop_sync_server::testing::{self, TestServer};
+use ocop_tests::ui::{self, App};
+use uuid::Uuid;
+
+/// The UI tests share one display; one app at a time keeps them independent.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn server(dir: &Path) -> (TestServer, DemoInfo) {
+    let s = testing::spawn(dir).await.expect("server");
+    let info = demo::seed_with_url(&*s.state.store, &s.url).expect("demo data");
+    (s, info)
+}
+
+fn rubric_of(info: &DemoInfo, product: usize) -> Rubric {
+    let p = &info.products[product];
+    ocop_shared::bundled::scoreable()
+        .into_iter()
+        .find(|r| r.id == p.rubric.id && r.version == p.rubric.version)
+        .expect("bundled rubric")
+}
+
+/// Which option the test picks for the i-th criterion (varied, not all top).
+fn pick(rubric: &Rubric) -> Vec<(String, String)> {
+    rubric
+        .criteria()
+        .enumerate()
+        .map(|(i, (_, _, c))| {
+            let opts = &c.option_sets[0].options;
+            (c.code.clone(), opts[(i * 7 + 3) % opts.len()].id.clone())
+        })
+        .collect()
+}
+
+fn photo_png(path: &Path) {
+    let img = image::RgbImage::from_fn(2400, 1800, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, 90])
+    });
+    img.save(path).unwrap();
+}
+
+async fn enrol(app: &App, qr: &str) {
+    app.find("[data-test=qr]").await.send_keys(qr).await.unwrap();
+    app.click("[data-test=connect]").await;
+    app.find("[data-test=round]").await;
+}
+
+async fn open_product(app: &App, code: &str) {
+    app.click("[data-test=round]").await;
+    app.click(&format!("[data-test=product][data-code='{code}']"))
+        .await;
+    app.find("[data-test=sheet-head]").await;
+}
+
+async fn wait_synced(app: &App) {
+    app.wait_text("[data-test=sync-state]", |t| {
+        t.contains("Đã đồng bộ") || t.contains("Up to date")
+    })
+    .await;
+}
+
+/// Signs in on a fresh device as `username` and returns that device after a sync.
+async fn server_view(url: &str, dir: &Path, info: &DemoInfo, username: &str) -> Device {
+    let u = info.user(username).unwrap();
+    let d = Device::open(dir).unwrap();
+    d.login(url, &u.username, &u.password, "checker").await.unwrap();
+    d.sync_now().await.unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_enrols_scores_every_criterion_with_a_note_and_a_photo_and_submits() {
+    let Some(bin) = ui::require_app() else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, info) = server(&tmp.path().join("server")).await;
+    let member = &info.members()[0];
+    let product = &info.products[0];
+    let rubric = rubric_of(&info, 0);
+    let app = App::start(&bin, &tmp.path().join("phone"), &srv.url, 390, 844).await;
+    let shots = ui::screenshot_dir();
+    app.screenshot(&shots.join("connect-390.png")).await;
+
+    enrol(&app, &member.qr_payload).await;
+    app.wait_text("[data-test=who]", |t| t == member.full_name).await;
+    app.click("[data-test=round]").await;
+    app.find("[data-test=product]").await;
+    app.screenshot(&shots.join("products-390.png")).await;
+    app.click(&format!("[data-test=product][data-code='{}']", product.code))
+        .await;
+    app.find("[data-test=sheet-head]").await;
+
+    let picks = pick(&rubric);
+    let mut answers = BTreeMap::new();
+    for (code, opt) in &picks {
+        app.click(&format!("[data-test='opt-{code}-{opt}']")).await;
+        answers.insert(
+            code.clone(),
+            Answer {
+                option: Some(opt.clone()),
+                ..Default::default()
+            },
+        );
+    }
+    let expect = ocop_shared::score::score_sheet(&rubric, &answers, Level::Province).unwrap();
+    app.wait_text("[data-test=total]", |t| t == expect.total.to_string())
+        .await;
+    assert_eq!(
+        app.attr("[data-test=unanswered]", "data-count").await.as_deref(),
+        Some("0")
+    );
+    // A note and a photo on the first criterion.
+    let first = &picks[0].0;
+    app.click(&format!("[data-test='crit-{first}'] summary")).await;
+    let note = app.find(&format!("[data-test='note-{first}']")).await;
+    note.send_keys("Có hồ sơ nguồn gốc nguyên liệu").await.unwrap();
+    app.click("[data-test=title]").await; // blur: the note is committed on change
+    let png = tmp.path().join("evidence.png");
+    photo_png(&png);
+    app.find(&format!("[data-test='photo-{first}']"))
+        .await
+        .send_keys(&png.to_string_lossy())
+        .await
+        .unwrap();
+    app.find(&format!("[data-test='crit-{first}'] [data-test=thumb]"))
+        .await;
+    app.screenshot(&shots.join("sheet-390.png")).await;
+
+    app.click("[data-test=submit]").await;
+    app.find("[data-test=confirm-submit]").await;
+    app.screenshot(&shots.join("submit-390.png")).await;
+    app.click("[data-test=confirm-submit]").await;
+    app.find("[data-test=locked]").await;
+    app.click("[data-test=sync-now]").await;
+    wait_synced(&app).await;
+    app.close().await;
+
+    // The server holds exactly that sheet: read back by another device.
+    let d = server_view(&srv.url, &tmp.path().join("check"), &info, &member.username).await;
+    let v = d.sheet(product.id).unwrap();
+    assert_eq!(v.sheet.status, SheetStatus::Submitted);
+    assert_eq!(v.score.total, expect.total);
+    for (code, opt) in &picks {
+        assert_eq!(
+            v.sheet.answers[code].answer.option.as_deref(),
+            Some(opt.as_str()),
+            "{code}"
+        );
+    }
+    let a = &v.sheet.answers[first].answer;
+    assert_eq!(a.note, "Có hồ sơ nguồn gốc nguyên liệu");
+    assert_eq!(a.attachments.len(), 1);
+    // The photo went up downscaled to 1600 px and reached the other device.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    d.sync_now().await.unwrap();
+    let bytes = d.photo(&a.attachments[0]).unwrap();
+    let img = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((img.width(), img.height()), (1600, 1200));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_half_scored_sheet_survives_no_server_and_a_killed_app_and_syncs_when_back() {
+    let Some(bin) = ui::require_app() else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let sdir = tmp.path().join("server");
+    let (srv, info) = server(&sdir).await;
+    let url = srv.url.clone();
+    let member = &info.members()[1];
+    let product = &info.products[1];
+    let rubric = rubric_of(&info, 1);
+    let phone = tmp.path().join("phone");
+    let app = App::start(&bin, &phone, &url, 390, 844).await;
+    enrol(&app, &member.qr_payload).await;
+    open_product(&app, &product.code).await;
+    wait_synced(&app).await;
+
+    // The server goes away; half the sheet is scored.
+    srv.stop();
+    drop(srv);
+    let picks = pick(&rubric);
+    let half = &picks[..picks.len() / 2];
+    for (code, opt) in half {
+        app.click(&format!("[data-test='opt-{code}-{opt}']")).await;
+    }
+    app.click("[data-test=sync-now]").await;
+    app.wait_text("[data-test=sync-state]", |t| {
+        t.contains("Ngoại tuyến") && t.contains("thay đổi chờ gửi")
+    })
+    .await;
+    app.screenshot(&ui::screenshot_dir().join("offline-390.png")).await;
+    app.kill().await;
+
+    // Restarted without a server: everything is still there.
+    let app = App::start(&bin, &phone, &url, 390, 844).await;
+    open_product(&app, &product.code).await;
+    for (code, opt) in half {
+        assert_eq!(
+            app.attr(&format!("[data-test='opt-{code}-{opt}']"), "aria-pressed")
+                .await
+                .as_deref(),
+            Some("true"),
+            "{code} lost after the kill"
+        );
+    }
+    let pending: u64 = app.text("[data-test=pending-count]").await.parse().unwrap_or(0);
+    assert!(pending > 0, "the answers wait in the outbox");
+
+    // The server comes back on the same address: the pending count falls to 0.
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let state = ocop_sync_server::open(&sdir, Default::default()).await.unwrap();
+    let listener = ocop_sync_server::listen(([127, 0, 0, 1], port).into()).unwrap();
+    let task = tokio::spawn(ocop_sync_server::serve(listener, state));
+    app.click("[data-test=sync-now]").await;
+    wait_synced(&app).await;
+    assert_eq!(app.text("[data-test=pending-count]").await, "0");
+    app.close().await;
+    let d = server_view(&url, &tmp.path().join("check"), &info, &member.username).await;
+    let v = d.sheet(product.id).unwrap();
+    assert_eq!(v.sheet.answers.len(), half.len());
+    task.abort();
+}
+
+/// Three members submit through the core; the chair's app shows what
+/// `ocop_shared::council::aggregate` gives, then releases and finalizes.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_sheets() {
+    let Some(bin) = ui::require_app() else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, info) = server(&tmp.path().join("server")).await;
+    let product = &info.products[2];
+    let rubric = rubric_of(&info, 2);
+    let chair = info.chair();
+    // The chair and two members score on their own devices (the core, over HTTP).
+    let mut devices = Vec::new();
+    for (i, u) in [chair, &info.members()[0], &info.members()[1]].iter().enumerate() {
+        let d = Device::open(tmp.path().join(format!("dev{i}"))).unwrap();
+        d.login(&srv.url, &u.username, &u.password, "phone").await.unwrap();
+        d.sync_now().await.unwrap();
+        for (j, (_, _, c)) in rubric.criteria().enumerate() {
+            let opts = &c.option_sets[0].options;
+            d.set_answer(product.id, &c.code, Some(&opts[(i + j) % opts.len()].id))
+                .unwrap();
+        }
+        d.submit(product.id).unwrap();
+        d.sync_now().await.unwrap();
+        devices.push(d);
+    }
+    let app = App::start(&bin, &tmp.path().join("laptop"), &srv.url, 1280, 800).await;
+    app.click("[data-test=tab-login]").await;
+    app.find("[data-test=username]").await.send_keys(&chair.username).await.unwrap();
+    app.find("[data-test=password]").await.send_keys(&chair.password).await.unwrap();
+    app.click("[data-test=connect]").await;
+    app.click("[data-test=round]").await;
+    app.click("[data-test=open-board]").await;
+    app.click(&format!("[data-test=board-row][data-code='{}'] [data-test=board-product]", product.code))
+        .await;
+    app.find("[data-test=detail]").await;
+    // The same numbers as the shared aggregation over the server's sheets.
+    let expect = devices[0].council_result(product.id).unwrap();
+    let mean = expect.mean_total.unwrap();
+    let vi_mean = format!("{},{:02}", mean.hundredths() / 100, mean.hundredths() % 100);
+    app.wait_text("[data-test=mean]", |t| t == vi_mean).await;
+    for m in &expect.members {
+        let css = format!("[data-test=member-total][data-member='{}'] [data-test=member-sum]", m.user_id);
+        assert_eq!(app.text(&css).await, m.total.to_string());
+    }
+    let spread = expect.spread.unwrap();
+    let spread_text = app.text("[data-test=spread]").await;
+    assert!(spread_text.starts_with(&format!("{},{:02}", spread.hundredths() / 100, spread.hundredths() % 100)), "{spread_text}");
+    let stars = expect.star.as_ref().unwrap().stars as usize;
+    let star_text = app.text("[data-test=council-star]").await;
+    assert_eq!(star_text.matches('★').count(), stars, "{star_text}");
+    app.screenshot(&ui::screenshot_dir().join("board-1280.png")).await;
+
+    app.click("[data-test=finalize]").await;
+    app.click("[data-test=confirm-finalize-yes]").await;
+    app.find("[data-test=finalized]").await;
+    app.click("[data-test=sync-now]").await;
+    wait_synced(&app).await;
+    app.click("[data-test=release]").await;
+    app.click("[data-test=sync-now]").await;
+    app.wait_text("[data-test=finalized]", |t| t.contains("Đã công bố")).await;
+    wait_synced(&app).await;
+    app.close().await;
+
+    // A member's later edit is refused as locked; nothing they had is lost.
+    let m = &devices[1];
+    m.sync_now().await.unwrap();
+    let c0 = &rubric.criteria().next().unwrap().2.code;
+    let e = m.set_answer(product.id, c0, None).unwrap_err();
+    assert!(e.to_string().contains("finalized"), "{e}");
+    assert_eq!(m.sheet(product.id).unwrap().sheet.status, SheetStatus::Submitted);
+    let _ = Uuid::nil();
+}
