@@ -291,7 +291,7 @@ fn CriterionCard(
                     Box::new(move |code| Box::pin(async move { api::set_answer(product, &code, Some(&id2)).await })));
             };
             view! {
-                <button class="opt" class:chosen=chosen data-test=format!("opt-{}-{}", criterion.code, o.id)
+                <button class="opt" class:chosen=chosen.clone() data-test=format!("opt-{}-{}", criterion.code, o.id)
                     aria-pressed=move || chosen().to_string() disabled=move || !editable.get() on:click=pick>
                     <span class="opt-text">{otext}</span>
                     <span class="opt-pts">{format!("{} đ", o.points)}</span>
