@@ -13,9 +13,7 @@ use serde_json::json;
 /// built app (then the UI tests say so and pass nothing off as tested).
 pub fn app_binary() -> Option<PathBuf> {
     let bin = PathBuf::from(std::env::var_os("OCOP_APP_BIN")?);
-    if std::env::var_os("DISPLAY").is_none() {
-        return None;
-    }
+    std::env::var_os("DISPLAY")?;
     bin.exists().then_some(bin)
 }
 
@@ -73,7 +71,9 @@ impl App {
         let caps = json!({
             "webkitgtk:browserOptions": {"binary": bin.to_string_lossy(), "args": []}
         });
-        let serde_json::Value::Object(caps) = caps else { unreachable!() };
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         let client = loop {
@@ -115,7 +115,9 @@ impl App {
             )
             .await
             .unwrap();
-        el.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        el.click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
     }
 
     pub async fn text(&self, css: &str) -> String {
@@ -186,7 +188,5 @@ impl App {
 pub fn screenshot_dir() -> PathBuf {
     std::env::var_os("OCOP_SCREENSHOTS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots")
-        })
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots"))
 }

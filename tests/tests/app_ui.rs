@@ -51,7 +51,11 @@ fn photo_png(path: &Path) {
 }
 
 async fn enrol(app: &App, qr: &str) {
-    app.find("[data-test=qr]").await.send_keys(qr).await.unwrap();
+    app.find("[data-test=qr]")
+        .await
+        .send_keys(qr)
+        .await
+        .unwrap();
     app.click("[data-test=connect]").await;
     app.find("[data-test=round]").await;
 }
@@ -74,7 +78,9 @@ async fn wait_synced(app: &App) {
 async fn server_view(url: &str, dir: &Path, info: &DemoInfo, username: &str) -> Device {
     let u = info.user(username).unwrap();
     let d = Device::open(dir).unwrap();
-    d.login(url, &u.username, &u.password, "checker").await.unwrap();
+    d.login(url, &u.username, &u.password, "checker")
+        .await
+        .unwrap();
     d.sync_now().await.unwrap();
     d
 }
@@ -93,12 +99,16 @@ async fn a_member_enrols_scores_every_criterion_with_a_note_and_a_photo_and_subm
     app.screenshot(&shots.join("connect-390.png")).await;
 
     enrol(&app, &member.qr_payload).await;
-    app.wait_text("[data-test=who]", |t| t == member.full_name).await;
+    app.wait_text("[data-test=who]", |t| t == member.full_name)
+        .await;
     app.click("[data-test=round]").await;
     app.find("[data-test=product]").await;
     app.screenshot(&shots.join("products-390.png")).await;
-    app.click(&format!("[data-test=product][data-code='{}']", product.code))
-        .await;
+    app.click(&format!(
+        "[data-test=product][data-code='{}']",
+        product.code
+    ))
+    .await;
     app.find("[data-test=sheet-head]").await;
 
     let picks = pick(&rubric);
@@ -117,14 +127,19 @@ async fn a_member_enrols_scores_every_criterion_with_a_note_and_a_photo_and_subm
     app.wait_text("[data-test=total]", |t| t == expect.total.to_string())
         .await;
     assert_eq!(
-        app.attr("[data-test=unanswered]", "data-count").await.as_deref(),
+        app.attr("[data-test=unanswered]", "data-count")
+            .await
+            .as_deref(),
         Some("0")
     );
     // A note and a photo on the first criterion.
     let first = &picks[0].0;
-    app.click(&format!("[data-test='crit-{first}'] summary")).await;
+    app.click(&format!("[data-test='crit-{first}'] summary"))
+        .await;
     let note = app.find(&format!("[data-test='note-{first}']")).await;
-    note.send_keys("Có hồ sơ nguồn gốc nguyên liệu").await.unwrap();
+    note.send_keys("Có hồ sơ nguồn gốc nguyên liệu")
+        .await
+        .unwrap();
     app.click("[data-test=title]").await; // blur: the note is committed on change
     let png = tmp.path().join("evidence.png");
     photo_png(&png);
@@ -199,7 +214,8 @@ async fn a_half_scored_sheet_survives_no_server_and_a_killed_app_and_syncs_when_
         t.contains("Ngoại tuyến") && t.contains("thay đổi chờ gửi")
     })
     .await;
-    app.screenshot(&ui::screenshot_dir().join("offline-390.png")).await;
+    app.screenshot(&ui::screenshot_dir().join("offline-390.png"))
+        .await;
     app.kill().await;
 
     // Restarted without a server: everything is still there.
@@ -214,12 +230,18 @@ async fn a_half_scored_sheet_survives_no_server_and_a_killed_app_and_syncs_when_
             "{code} lost after the kill"
         );
     }
-    let pending: u64 = app.text("[data-test=pending-count]").await.parse().unwrap_or(0);
+    let pending: u64 = app
+        .text("[data-test=pending-count]")
+        .await
+        .parse()
+        .unwrap_or(0);
     assert!(pending > 0, "the answers wait in the outbox");
 
     // The server comes back on the same address: the pending count falls to 0.
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
-    let state = ocop_sync_server::open(&sdir, Default::default()).await.unwrap();
+    let state = ocop_sync_server::open(&sdir, Default::default())
+        .await
+        .unwrap();
     let listener = ocop_sync_server::listen(([127, 0, 0, 1], port).into()).unwrap();
     let task = tokio::spawn(ocop_sync_server::serve(listener, state));
     app.click("[data-test=sync-now]").await;
@@ -245,9 +267,14 @@ async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_shee
     let chair = info.chair();
     // The chair and two members score on their own devices (the core, over HTTP).
     let mut devices = Vec::new();
-    for (i, u) in [chair, &info.members()[0], &info.members()[1]].iter().enumerate() {
+    for (i, u) in [chair, &info.members()[0], &info.members()[1]]
+        .iter()
+        .enumerate()
+    {
         let d = Device::open(tmp.path().join(format!("dev{i}"))).unwrap();
-        d.login(&srv.url, &u.username, &u.password, "phone").await.unwrap();
+        d.login(&srv.url, &u.username, &u.password, "phone")
+            .await
+            .unwrap();
         d.sync_now().await.unwrap();
         for (j, (_, _, c)) in rubric.criteria().enumerate() {
             let opts = &c.option_sets[0].options;
@@ -260,13 +287,24 @@ async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_shee
     }
     let app = App::start(&bin, &tmp.path().join("laptop"), &srv.url, 1280, 800).await;
     app.click("[data-test=tab-login]").await;
-    app.find("[data-test=username]").await.send_keys(&chair.username).await.unwrap();
-    app.find("[data-test=password]").await.send_keys(&chair.password).await.unwrap();
+    app.find("[data-test=username]")
+        .await
+        .send_keys(&chair.username)
+        .await
+        .unwrap();
+    app.find("[data-test=password]")
+        .await
+        .send_keys(&chair.password)
+        .await
+        .unwrap();
     app.click("[data-test=connect]").await;
     app.click("[data-test=round]").await;
     app.click("[data-test=open-board]").await;
-    app.click(&format!("[data-test=board-row][data-code='{}'] [data-test=board-product]", product.code))
-        .await;
+    app.click(&format!(
+        "[data-test=board-row][data-code='{}'] [data-test=board-product]",
+        product.code
+    ))
+    .await;
     app.find("[data-test=detail]").await;
     // The same numbers as the shared aggregation over the server's sheets.
     let expect = devices[0].council_result(product.id).unwrap();
@@ -274,16 +312,27 @@ async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_shee
     let vi_mean = format!("{},{:02}", mean.hundredths() / 100, mean.hundredths() % 100);
     app.wait_text("[data-test=mean]", |t| t == vi_mean).await;
     for m in &expect.members {
-        let css = format!("[data-test=member-total][data-member='{}'] [data-test=member-sum]", m.user_id);
+        let css = format!(
+            "[data-test=member-total][data-member='{}'] [data-test=member-sum]",
+            m.user_id
+        );
         assert_eq!(app.text(&css).await, m.total.to_string());
     }
     let spread = expect.spread.unwrap();
     let spread_text = app.text("[data-test=spread]").await;
-    assert!(spread_text.starts_with(&format!("{},{:02}", spread.hundredths() / 100, spread.hundredths() % 100)), "{spread_text}");
+    assert!(
+        spread_text.starts_with(&format!(
+            "{},{:02}",
+            spread.hundredths() / 100,
+            spread.hundredths() % 100
+        )),
+        "{spread_text}"
+    );
     let stars = expect.star.as_ref().unwrap().stars as usize;
     let star_text = app.text("[data-test=council-star]").await;
     assert_eq!(star_text.matches('★').count(), stars, "{star_text}");
-    app.screenshot(&ui::screenshot_dir().join("board-1280.png")).await;
+    app.screenshot(&ui::screenshot_dir().join("board-1280.png"))
+        .await;
 
     app.click("[data-test=finalize]").await;
     app.click("[data-test=confirm-finalize-yes]").await;
@@ -292,7 +341,8 @@ async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_shee
     wait_synced(&app).await;
     app.click("[data-test=release]").await;
     app.click("[data-test=sync-now]").await;
-    app.wait_text("[data-test=finalized]", |t| t.contains("Đã công bố")).await;
+    app.wait_text("[data-test=finalized]", |t| t.contains("Đã công bố"))
+        .await;
     wait_synced(&app).await;
     app.close().await;
 
@@ -302,6 +352,9 @@ async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_shee
     let c0 = &rubric.criteria().next().unwrap().2.code;
     let e = m.set_answer(product.id, c0, None).unwrap_err();
     assert!(e.to_string().contains("finalized"), "{e}");
-    assert_eq!(m.sheet(product.id).unwrap().sheet.status, SheetStatus::Submitted);
+    assert_eq!(
+        m.sheet(product.id).unwrap().sheet.status,
+        SheetStatus::Submitted
+    );
     let _ = Uuid::nil();
 }

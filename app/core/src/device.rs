@@ -1257,7 +1257,10 @@ impl Device {
             return Ok(false);
         };
         let mut chair_recused = false;
-        for r in roster.iter().filter(|r| r.active && r.role == CouncilRole::Chair) {
+        for r in roster
+            .iter()
+            .filter(|r| r.active && r.role == CouncilRole::Chair)
+        {
             let part: Option<ParticipationInfo> = local(
                 c,
                 PARTICIPATION,

@@ -165,6 +165,11 @@ mod tests {
         let v = serde_json::to_value(Error::UnsyncedWork { pending: 3 }).unwrap();
         assert_eq!(v["code"], "unsynced_work");
         assert!(v["message"].as_str().unwrap().starts_with("3 changes"));
-        assert!(v["message_vi"].as_str().unwrap().starts_with("Còn 3 thay đổi"));
+        assert!(
+            v["message_vi"]
+                .as_str()
+                .unwrap()
+                .starts_with("Còn 3 thay đổi")
+        );
     }
 }

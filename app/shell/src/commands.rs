@@ -150,7 +150,10 @@ pub async fn set_answer<R: Runtime>(
     criterion: String,
     option: Option<String>,
 ) -> Result<()> {
-    local(&app, move |d| d.set_answer(product, &criterion, option.as_deref())).await
+    local(&app, move |d| {
+        d.set_answer(product, &criterion, option.as_deref())
+    })
+    .await
 }
 
 #[tauri::command]
@@ -239,7 +242,10 @@ pub async fn resolve_conflict<R: Runtime>(
     conflict_id: Uuid,
     keep: Keep,
 ) -> Result<()> {
-    local(&app, move |d| d.resolve_conflict(sheet_id, conflict_id, keep)).await
+    local(&app, move |d| {
+        d.resolve_conflict(sheet_id, conflict_id, keep)
+    })
+    .await
 }
 
 #[tauri::command]
@@ -258,10 +264,7 @@ pub async fn dismiss_attention<R: Runtime>(app: AppHandle<R>, id: u64) -> Result
 }
 
 #[tauri::command]
-pub async fn council_result<R: Runtime>(
-    app: AppHandle<R>,
-    product: Uuid,
-) -> Result<CouncilResult> {
+pub async fn council_result<R: Runtime>(app: AppHandle<R>, product: Uuid) -> Result<CouncilResult> {
     local(&app, move |d| d.council_result(product)).await
 }
 
@@ -294,7 +297,10 @@ pub async fn set_participation<R: Runtime>(
     participation: Participation,
     reason: String,
 ) -> Result<()> {
-    local(&app, move |d| d.set_participation(product, user, participation, &reason)).await
+    local(&app, move |d| {
+        d.set_participation(product, user, participation, &reason)
+    })
+    .await
 }
 
 #[tauri::command]

@@ -21,7 +21,8 @@ extern "C" {
     async fn invoke(cmd: &str, args: JsValue) -> Result<JsValue, JsValue>;
 
     #[wasm_bindgen(js_namespace = ["window", "__TAURI__", "event"], catch)]
-    async fn listen(event: &str, handler: &Closure<dyn FnMut(JsValue)>) -> Result<JsValue, JsValue>;
+    async fn listen(event: &str, handler: &Closure<dyn FnMut(JsValue)>)
+    -> Result<JsValue, JsValue>;
 }
 
 async fn call<R: DeserializeOwned>(cmd: &str, args: Value) -> Result<R, ApiError> {
@@ -37,10 +38,12 @@ async fn call<R: DeserializeOwned>(cmd: &str, args: Value) -> Result<R, ApiError
                 format!("câu trả lời không đúng dạng từ {cmd}: {e}"),
             )
         }),
-        Err(e) => Err(serde_wasm_bindgen::from_value::<ApiError>(e.clone()).unwrap_or_else(|_| {
-            let s = e.as_string().unwrap_or_else(|| format!("{e:?}"));
-            ApiError::local("ui", s.clone(), s)
-        })),
+        Err(e) => Err(
+            serde_wasm_bindgen::from_value::<ApiError>(e.clone()).unwrap_or_else(|_| {
+                let s = e.as_string().unwrap_or_else(|| format!("{e:?}"));
+                ApiError::local("ui", s.clone(), s)
+            }),
+        ),
     }
 }
 
@@ -66,7 +69,11 @@ pub async fn session() -> Result<Option<Session>, ApiError> {
     call("session", json!({})).await
 }
 pub async fn enrol(server: &str, code: &str, device: &str) -> Result<UserInfo, ApiError> {
-    call("enrol", json!({"serverUrl": server, "code": code, "deviceName": device})).await
+    call(
+        "enrol",
+        json!({"serverUrl": server, "code": code, "deviceName": device}),
+    )
+    .await
 }
 pub async fn login(server: &str, user: &str, pw: &str, device: &str) -> Result<UserInfo, ApiError> {
     let a = json!({"serverUrl": server, "username": user, "password": pw, "deviceName": device});
@@ -96,20 +103,44 @@ pub async fn sheet(product: Uuid) -> Result<SheetView, ApiError> {
 pub async fn sheets_of_product(product: Uuid) -> Result<Vec<SheetState>, ApiError> {
     call("sheets_of_product", json!({"product": product})).await
 }
-pub async fn set_answer(product: Uuid, criterion: &str, option: Option<&str>) -> Result<(), ApiError> {
-    call("set_answer", json!({"product": product, "criterion": criterion, "option": option})).await
+pub async fn set_answer(
+    product: Uuid,
+    criterion: &str,
+    option: Option<&str>,
+) -> Result<(), ApiError> {
+    call(
+        "set_answer",
+        json!({"product": product, "criterion": criterion, "option": option}),
+    )
+    .await
 }
 pub async fn set_knockout(product: Uuid, criterion: &str, raised: bool) -> Result<(), ApiError> {
-    call("set_knockout", json!({"product": product, "criterion": criterion, "raised": raised})).await
+    call(
+        "set_knockout",
+        json!({"product": product, "criterion": criterion, "raised": raised}),
+    )
+    .await
 }
 pub async fn set_answer_note(product: Uuid, criterion: &str, note: &str) -> Result<(), ApiError> {
-    call("set_answer_note", json!({"product": product, "criterion": criterion, "note": note})).await
+    call(
+        "set_answer_note",
+        json!({"product": product, "criterion": criterion, "note": note}),
+    )
+    .await
 }
 pub async fn set_note(product: Uuid, note: &str) -> Result<(), ApiError> {
     call("set_note", json!({"product": product, "note": note})).await
 }
-pub async fn add_photo(product: Uuid, criterion: &str, data_b64: String) -> Result<String, ApiError> {
-    call("add_photo", json!({"product": product, "criterion": criterion, "dataB64": data_b64})).await
+pub async fn add_photo(
+    product: Uuid,
+    criterion: &str,
+    data_b64: String,
+) -> Result<String, ApiError> {
+    call(
+        "add_photo",
+        json!({"product": product, "criterion": criterion, "dataB64": data_b64}),
+    )
+    .await
 }
 pub async fn photo(sha256: &str) -> Result<String, ApiError> {
     call("photo", json!({"sha256": sha256})).await
@@ -127,7 +158,11 @@ pub async fn conflicts() -> Result<Vec<ConflictView>, ApiError> {
     call("conflicts", json!({})).await
 }
 pub async fn resolve_conflict(sheet: Uuid, conflict: Uuid, keep: Keep) -> Result<(), ApiError> {
-    call("resolve_conflict", json!({"sheetId": sheet, "conflictId": conflict, "keep": keep})).await
+    call(
+        "resolve_conflict",
+        json!({"sheetId": sheet, "conflictId": conflict, "keep": keep}),
+    )
+    .await
 }
 pub async fn needs_attention() -> Result<Vec<AttentionItem>, ApiError> {
     call("needs_attention", json!({})).await
@@ -160,7 +195,11 @@ pub async fn set_participation(
     call("set_participation", a).await
 }
 pub async fn reopen(product: Uuid, owner: Uuid, reason: &str) -> Result<(), ApiError> {
-    call("reopen", json!({"product": product, "owner": owner, "reason": reason})).await
+    call(
+        "reopen",
+        json!({"product": product, "owner": owner, "reason": reason}),
+    )
+    .await
 }
 pub async fn finalize(product: Uuid, note: &str) -> Result<CouncilResult, ApiError> {
     call("finalize", json!({"product": product, "note": note})).await
@@ -169,12 +208,18 @@ pub async fn release(product: Uuid) -> Result<(), ApiError> {
     call("release", json!({"product": product})).await
 }
 
+/// One queued write.
+type Job = std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>;
+
+/// The writes not yet run, and whether a runner is draining them.
+#[derive(Default)]
+struct Queue {
+    jobs: std::collections::VecDeque<Job>,
+    running: bool,
+}
 
 thread_local! {
-    static QUEUE: std::cell::RefCell<(
-        std::collections::VecDeque<std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>>,
-        bool,
-    )> = Default::default();
+    static QUEUE: std::cell::RefCell<Queue> = Default::default();
 }
 
 /// Runs writes one after another in the order the user made them: two
@@ -183,17 +228,17 @@ thread_local! {
 pub fn in_order(f: impl std::future::Future<Output = ()> + 'static) {
     let start = QUEUE.with(|q| {
         let mut q = q.borrow_mut();
-        q.0.push_back(Box::pin(f));
-        !std::mem::replace(&mut q.1, true)
+        q.jobs.push_back(Box::pin(f));
+        !std::mem::replace(&mut q.running, true)
     });
     if start {
         wasm_bindgen_futures::spawn_local(async {
             loop {
                 let next = QUEUE.with(|q| {
                     let mut q = q.borrow_mut();
-                    let n = q.0.pop_front();
+                    let n = q.jobs.pop_front();
                     if n.is_none() {
-                        q.1 = false;
+                        q.running = false;
                     }
                     n
                 });

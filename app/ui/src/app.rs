@@ -9,7 +9,10 @@ use leptos_router::path;
 use crate::api;
 use crate::dto::{Session, SyncStatus};
 use crate::i18n::{Lang, Msg, tr};
-use crate::routes::{board::Board, connect::Connect, products::Products, rounds::Rounds, sheet::Sheet, sync_page::SyncPage};
+use crate::routes::{
+    board::Board, connect::Connect, products::Products, rounds::Rounds, sheet::Sheet,
+    sync_page::SyncPage,
+};
 
 /// What every screen may read.
 #[derive(Clone, Copy)]

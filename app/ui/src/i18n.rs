@@ -256,7 +256,9 @@ fn en(m: Msg) -> &'static str {
         AppName => "OCOP Score",
         SwitchLanguage => "Tiếng Việt",
         ConnectTitle => "Connect to the OCOP office",
-        ConnectIntro => "Paste the QR text from your enrolment card, or type the server and the code.",
+        ConnectIntro => {
+            "Paste the QR text from your enrolment card, or type the server and the code."
+        }
         EnrolTab => "Enrol with a code",
         LoginTab => "Sign in",
         QrText => "QR text",

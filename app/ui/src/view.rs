@@ -61,8 +61,13 @@ impl MyState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cell {
     NotStarted,
-    Draft { answered: usize, of: usize },
-    Submitted { total: u32 },
+    Draft {
+        answered: usize,
+        of: usize,
+    },
+    Submitted {
+        total: u32,
+    },
     Abstained,
     Recused,
     Absent,
@@ -195,7 +200,13 @@ mod tests {
     #[test]
     fn a_secretary_never_has_a_score_cell_and_a_recused_member_shows_why() {
         assert_eq!(
-            Cell::of(CouncilRole::Secretary, Participation::Present, None, None, 31),
+            Cell::of(
+                CouncilRole::Secretary,
+                Participation::Present,
+                None,
+                None,
+                31
+            ),
             Cell::NotScoring
         );
         assert_eq!(

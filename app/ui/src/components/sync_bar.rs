@@ -39,7 +39,12 @@ pub fn SyncBar() -> impl IntoView {
                 },
                 None => tr(lang, Msg::SyncSyncing).to_string(),
             },
-            SyncState::Offline => format!("{} · {} {}", tr(lang, Msg::SyncOffline), s.pending, tr(lang, Msg::SyncPending)),
+            SyncState::Offline => format!(
+                "{} · {} {}",
+                tr(lang, Msg::SyncOffline),
+                s.pending,
+                tr(lang, Msg::SyncPending)
+            ),
             SyncState::SignInAgain => tr(lang, Msg::SyncSignInAgain).to_string(),
             SyncState::UpdateApp => tr(lang, Msg::SyncUpdateApp).to_string(),
             SyncState::Failed => match (&s.last_error, lang) {

@@ -38,7 +38,12 @@ pub fn Board() -> impl IntoView {
         .get("round")
         .and_then(|s| s.parse::<Uuid>().ok())
         .unwrap_or_default();
-    let selected = move || query.read().get("product").and_then(|s| s.parse::<Uuid>().ok());
+    let selected = move || {
+        query
+            .read()
+            .get("product")
+            .and_then(|s| s.parse::<Uuid>().ok())
+    };
     let roster = RwSignal::new(Vec::<RosterEntry>::new());
     let rows = RwSignal::new(Vec::<Row>::new());
     let my_role = RwSignal::new(None::<CouncilRole>);
@@ -71,7 +76,10 @@ pub fn Board() -> impl IntoView {
     };
     load();
     Effect::new(move |prev: Option<(Option<String>, u64)>| {
-        let k = c.status.get().map_or((None, 0), |s| (s.last_success, s.pending));
+        let k = c
+            .status
+            .get()
+            .map_or((None, 0), |s| (s.last_success, s.pending));
         if prev.is_some() && prev.as_ref() != Some(&k) {
             load();
         }
@@ -158,10 +166,24 @@ fn cell_class(c: Cell) -> &'static str {
 }
 
 fn summary(r: &Row, lang: Lang) -> (String, String) {
-    let res = r.decision.as_ref().and_then(|d| d.result.clone()).filter(|_| r.decision.as_ref().is_some_and(|d| d.finalized)).or(r.result.clone());
-    let Some(res) = res else { return (String::new(), String::new()) };
-    let mean = res.mean_total.map(|m| format::centi(m, lang)).unwrap_or_default();
-    let star = res.star.as_ref().map(|s| star_label(s, lang)).unwrap_or_default();
+    let res = r
+        .decision
+        .as_ref()
+        .and_then(|d| d.result.clone())
+        .filter(|_| r.decision.as_ref().is_some_and(|d| d.finalized))
+        .or(r.result.clone());
+    let Some(res) = res else {
+        return (String::new(), String::new());
+    };
+    let mean = res
+        .mean_total
+        .map(|m| format::centi(m, lang))
+        .unwrap_or_default();
+    let star = res
+        .star
+        .as_ref()
+        .map(|s| star_label(s, lang))
+        .unwrap_or_default();
     (mean, star)
 }
 
@@ -169,7 +191,15 @@ fn star_label(s: &ocop_shared::stars::StarOutcome, lang: Lang) -> String {
     if s.disqualified {
         return tr(lang, Msg::Disqualified).to_string();
     }
-    format!("{}{}", format::stars(s.stars), if s.stars <= 2 { format!(" ({})", tr(lang, Msg::NotRecognised)) } else { String::new() })
+    format!(
+        "{}{}",
+        format::stars(s.stars),
+        if s.stars <= 2 {
+            format!(" ({})", tr(lang, Msg::NotRecognised))
+        } else {
+            String::new()
+        }
+    )
 }
 
 #[component]
@@ -183,29 +213,48 @@ fn Detail(
     let pid = row.item.product.id;
     let finalized = row.decision.as_ref().is_some_and(|d| d.finalized);
     let released = row.decision.as_ref().is_some_and(|d| d.released);
-    let res = if finalized { row.decision.as_ref().and_then(|d| d.result.clone()).or(row.result.clone()) } else { row.result.clone() };
+    let res = if finalized {
+        row.decision
+            .as_ref()
+            .and_then(|d| d.result.clone())
+            .or(row.result.clone())
+    } else {
+        row.result.clone()
+    };
     let confirm = RwSignal::new(false);
     let reopen_for = RwSignal::new(None::<Uuid>);
     let reason = RwSignal::new(String::new());
-    let act = move |f: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>>>>| {
-        spawn_local(async move {
-            match f.await {
-                Ok(()) => reload(),
-                Err(e) => err.set(Some(e)),
-            }
-        });
-    };
+    let act =
+        move |f: std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>>>>| {
+            spawn_local(async move {
+                match f.await {
+                    Ok(()) => reload(),
+                    Err(e) => err.set(Some(e)),
+                }
+            });
+        };
     let Some(res) = res else {
         return view! { <p class="muted">{tr(lang, Msg::Nothing)}</p> }.into_any();
     };
-    let mean = res.mean_total.map(|m| format::centi(m, lang)).unwrap_or_else(|| "—".into());
-    let spread = res.spread.map(|m| format::centi(m, lang)).unwrap_or_else(|| "—".into());
+    let mean = res
+        .mean_total
+        .map(|m| format::centi(m, lang))
+        .unwrap_or_else(|| "—".into());
+    let spread = res
+        .spread
+        .map(|m| format::centi(m, lang))
+        .unwrap_or_else(|| "—".into());
     let q = res.quorum.clone();
     let star = res.star.clone();
     let can_finalize = res.can_finalize && row.presides && !finalized;
     let members = res.members.clone();
     let excluded = res.excluded.clone();
-    let submitted: Vec<Uuid> = row.sheets.iter().filter(|s| s.status == ocop_shared::wire::SheetStatus::Submitted).map(|s| s.owner_id).collect();
+    let submitted: Vec<Uuid> = row
+        .sheets
+        .iter()
+        .filter(|s| s.status == ocop_shared::wire::SheetStatus::Submitted)
+        .map(|s| s.owner_id)
+        .collect();
     view! {
         <div class="detail" data-test="detail">
             <h2>{format!("{} · {}", row.item.product.code, row.item.product.name)}</h2>

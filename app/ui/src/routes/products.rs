@@ -43,7 +43,10 @@ pub fn Products() -> impl IntoView {
     };
     load();
     Effect::new(move |prev: Option<(Option<String>, u64)>| {
-        let k = c.status.get().map_or((None, 0), |s| (s.last_success, s.pending));
+        let k = c
+            .status
+            .get()
+            .map_or((None, 0), |s| (s.last_success, s.pending));
         if prev.is_some() && prev.as_ref() != Some(&k) {
             load();
         }

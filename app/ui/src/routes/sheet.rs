@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_router::hooks::use_params_map;
@@ -14,7 +15,6 @@ use ocop_shared::rubric::{Criterion, Rubric};
 use ocop_shared::score::{self, SheetScore};
 use ocop_shared::wire::{Answer, Level};
 use uuid::Uuid;
-use base64::Engine;
 use wasm_bindgen::JsCast;
 
 use crate::api;
@@ -58,7 +58,11 @@ pub fn Sheet() -> impl IntoView {
                     .into_iter()
                     .find(|r| r.id == round)
                     .map_or(Level::Province, |r| r.level);
-                Ok::<_, ApiError>(Loaded { rubric, level, view })
+                Ok::<_, ApiError>(Loaded {
+                    rubric,
+                    level,
+                    view,
+                })
             }
             .await;
             match r {
@@ -82,9 +86,8 @@ pub fn Sheet() -> impl IntoView {
     // The score of what is on screen, by the same code as the server's.
     let score = Memo::new(move |_| {
         data.with(|d| {
-            d.as_ref().and_then(|d| {
-                answers.with(|a| score::score_sheet(&d.rubric, a, d.level).ok())
-            })
+            d.as_ref()
+                .and_then(|d| answers.with(|a| score::score_sheet(&d.rubric, a, d.level).ok()))
         })
     });
     let editable = move || data.with(|d| d.as_ref().is_some_and(|d| d.view.editable));
@@ -213,7 +216,15 @@ fn Header(score: SheetScore) -> impl IntoView {
     let star_text = if star.disqualified {
         tr(lang, Msg::Disqualified).to_string()
     } else {
-        format!("{} {}", format::stars(star.stars), if star.proposed_for_five { tr(lang, Msg::ProposedForFive) } else { "" })
+        format!(
+            "{} {}",
+            format::stars(star.stars),
+            if star.proposed_for_five {
+                tr(lang, Msg::ProposedForFive)
+            } else {
+                ""
+            }
+        )
     };
     let reasons: Vec<String> = star
         .reasons
@@ -245,7 +256,11 @@ fn Header(score: SheetScore) -> impl IntoView {
     }
 }
 
-type Sender = Box<dyn FnOnce(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>>>>>;
+type Sender = Box<
+    dyn FnOnce(
+        String,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ApiError>>>>,
+>;
 
 #[component]
 fn CriterionCard(
@@ -275,7 +290,14 @@ fn CriterionCard(
         });
     });
     let lang = c.lang.get_untracked();
-    let text = if lang == Lang::En { criterion.text_en.clone().unwrap_or(criterion.text_vi.clone()) } else { criterion.text_vi.clone() };
+    let text = if lang == Lang::En {
+        criterion
+            .text_en
+            .clone()
+            .unwrap_or(criterion.text_vi.clone())
+    } else {
+        criterion.text_vi.clone()
+    };
     let answered = move || current.get().option.is_some();
     let options = criterion.option_sets.iter().map(|set| {
         let label = set.label_vi.clone();
@@ -333,10 +355,18 @@ fn CriterionCard(
                     Ok(b) => js_sys::Uint8Array::new(&b).to_vec(),
                     Err(_) => return,
                 };
-                match api::add_photo(product, &code, base64::engine::general_purpose::STANDARD.encode(&buf)).await {
+                match api::add_photo(
+                    product,
+                    &code,
+                    base64::engine::general_purpose::STANDARD.encode(&buf),
+                )
+                .await
+                {
                     Ok(sha) => answers.update(|a| {
                         let e = a.entry(code.clone()).or_default();
-                        if !e.attachments.contains(&sha) { e.attachments.push(sha) }
+                        if !e.attachments.contains(&sha) {
+                            e.attachments.push(sha)
+                        }
                     }),
                     Err(e) => err.set(Some(e)),
                 }

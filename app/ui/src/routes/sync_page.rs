@@ -14,7 +14,14 @@ use crate::i18n::{Lang, Msg, tr};
 fn answer_text(a: &Answer, lang: Lang) -> String {
     let mut parts = Vec::new();
     if let Some(o) = &a.option {
-        parts.push(format!("{}: {o}", if lang == Lang::En { "option" } else { "phương án" }));
+        parts.push(format!(
+            "{}: {o}",
+            if lang == Lang::En {
+                "option"
+            } else {
+                "phương án"
+            }
+        ));
     }
     if a.knockout {
         parts.push(tr(lang, Msg::Knockout).to_string());
@@ -22,7 +29,11 @@ fn answer_text(a: &Answer, lang: Lang) -> String {
     if !a.note.is_empty() {
         parts.push(format!("{}: {}", tr(lang, Msg::Note), a.note));
     }
-    if parts.is_empty() { "—".into() } else { parts.join(" · ") }
+    if parts.is_empty() {
+        "—".into()
+    } else {
+        parts.join(" · ")
+    }
 }
 
 #[component]
