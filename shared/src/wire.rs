@@ -197,10 +197,15 @@ pub struct CreateUserRequest {
     pub password: Option<String>,
 }
 
+/// The longest an enrolment code may live: 30 days. A longer `ttl_minutes`
+/// is refused with 400 (a code is a one-time password for the account).
+pub const MAX_ENROLMENT_TTL_MINUTES: u32 = 30 * 24 * 60;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrolmentCodeRequest {
     pub user_id: Uuid,
-    /// Minutes until the code expires (default 1440 = one day).
+    /// Minutes until the code expires (default 1440 = one day, at most
+    /// [`MAX_ENROLMENT_TTL_MINUTES`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_minutes: Option<u32>,
 }

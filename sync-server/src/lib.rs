@@ -24,6 +24,7 @@
 //! - [`demo::seed`]`(&dyn Store) -> DemoInfo`: a realistic provincial round;
 //! - [`testing::spawn`]`(data_dir)`: a server on `127.0.0.1:0`, returns its URL.
 
+mod access;
 pub mod body;
 pub mod demo;
 pub mod error;

@@ -35,6 +35,7 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::access::{self, Refusal};
 use crate::error::{Error, Result};
 use crate::prepare::{NewSheet, PrepareCtx, Prepared, Streamed, first_answers, prepare_all};
 use crate::sheet_cache::SheetCache;
@@ -1094,6 +1095,12 @@ impl<E: Into<Error>> From<E> for OpError {
 
 fn reject(code: RejectCode, reason: impl Into<String>) -> OpError {
     OpError::Reject(code, reason.into())
+}
+
+impl From<Refusal> for OpError {
+    fn from(r: Refusal) -> Self {
+        OpError::Reject(r.code, r.reason)
+    }
 }
 
 type OpResult<T> = std::result::Result<T, OpError>;
@@ -2263,6 +2270,7 @@ fn require_presiding(
     product: Uuid,
     what: &str,
 ) -> OpResult<()> {
+    access::on_council(round, council_role(conn, round, actor.user.id)?)?;
     if is_presiding(conn, actor.user.id, round, product)? {
         Ok(())
     } else {
@@ -2317,21 +2325,7 @@ fn may_write_sheets(
     let conn = ctx.conn;
     let me = ctx.actor.user.id;
     let round = ctx.cache.round(conn, key.round_id)?;
-    match ctx.cache.my_role(conn, round.id, me)? {
-        None => {
-            return Err(reject(
-                RejectCode::Forbidden,
-                format!("you are not on the council of round {}", round.id),
-            ));
-        }
-        Some(CouncilRole::Secretary) => {
-            return Err(reject(
-                RejectCode::Forbidden,
-                "the secretary keeps the minutes and does not score",
-            ));
-        }
-        Some(_) => {}
-    }
+    access::scoring_member(round.id, ctx.cache.my_role(conn, round.id, me)?)?;
     if round.status == RoundStatus::Closed {
         return Err(reject(
             RejectCode::Locked,
@@ -2364,6 +2358,7 @@ fn sheet_for_write(ctx: &mut PushCtx<'_, '_>, key: &SheetKey) -> OpResult<(Sheet
                 format!("sheet {} is for another round or product", s.id),
             ));
         }
+        access::pinned_rubric(&s, &key.rubric)?;
         (s, SlotWrite::None)
     } else {
         let existing: Option<String> = conn
@@ -2381,6 +2376,7 @@ fn sheet_for_write(ctx: &mut PushCtx<'_, '_>, key: &SheetKey) -> OpResult<(Sheet
             let canonical = uuid_col(canonical)?;
             let s = get_entity(conn, "sheet", &canonical.to_string())?
                 .ok_or_else(|| Error::Internal(format!("sheet {canonical} has no body")))?;
+            access::pinned_rubric(&s, &key.rubric)?;
             (
                 s,
                 SlotWrite::Alias {
@@ -2869,6 +2865,10 @@ fn submit(ctx: &mut PushCtx<'_, '_>, sheet_id: Uuid) -> OpResult<Outcome> {
             "only the owner of a sheet can submit it",
         ));
     }
+    let role = ctx
+        .cache
+        .my_role(ctx.conn, sheet.round_id, ctx.actor.user.id)?;
+    access::scoring_member(sheet.round_id, role)?;
     ensure_round_open(ctx.conn, sheet.round_id)?;
     ctx.store.ensure_unlocked(ctx.conn, sheet.product_id)?;
     if sheet.status == SheetStatus::Submitted {
@@ -2949,13 +2949,14 @@ fn set_participation(
     let conn = ctx.conn;
     let round = load_round(conn, round_id)?;
     let product = load_product(conn, round.id, product_id)?;
+    let me = ctx.actor.user.id;
+    access::on_council(round.id, ctx.cache.my_role(conn, round.id, me)?)?;
     if council_role(conn, round.id, user_id)?.is_none() {
         return Err(reject(
             RejectCode::NotFound,
             format!("user {user_id} is not on the council of round {round_id}"),
         ));
     }
-    let me = ctx.actor.user.id;
     let is_chair = is_presiding(conn, me, round.id, product.id)?;
     let self_choice = me == user_id
         && matches!(
@@ -3010,7 +3011,10 @@ fn resolve_conflict(
 ) -> OpResult<Outcome> {
     let mut sheet = existing_sheet(ctx, sheet_id)?;
     let me = ctx.actor.user.id;
-    if sheet.owner_id != me {
+    if sheet.owner_id == me {
+        let role = ctx.cache.my_role(ctx.conn, sheet.round_id, me)?;
+        access::scoring_member(sheet.round_id, role)?;
+    } else {
         require_presiding(
             ctx.conn,
             ctx.actor,
@@ -3680,8 +3684,7 @@ impl Store for SqliteStore {
         server_url: &str,
     ) -> Result<EnrolmentCodeResponse> {
         require_admin(actor)?;
-        let ttl = i64::from(req.ttl_minutes.unwrap_or(1440));
-        let expires = chrono::Utc::now() + chrono::Duration::minutes(ttl);
+        let expires = chrono::Utc::now() + crate::access::enrolment_ttl(req)?;
         self.write_tx(|tx| {
             if user_by_id(tx, req.user_id)?.is_none() {
                 return Err(Error::NotFound(format!("user {} is unknown", req.user_id)));
