@@ -322,6 +322,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// An answer as stored on the server, with its revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnswerState {
@@ -384,7 +388,10 @@ pub struct SheetState {
     pub answers: BTreeMap<String, AnswerState>,
     #[serde(default)]
     pub note: String,
-    #[serde(default)]
+    /// Server `seq` of the note's last write; 0 (never written) is left off
+    /// the wire. A progress view (the secretary's) always has 0 here, so it
+    /// does not show whether a member wrote a note.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub note_rev: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reopen_reason: Option<String>,

@@ -79,6 +79,16 @@ pub(crate) fn pinned_rubric(sheet: &SheetState, named: &RubricRef) -> Result<(),
     ))
 }
 
+/// A photo a write names that the caller did not upload and may not read.
+pub(crate) fn attachment_not_available(sha256: &str) -> Refusal {
+    Refusal::new(
+        RejectCode::NotFound,
+        format!(
+            "attachment {sha256} is not available to you; a sheet may name only a photo you uploaded or may already read, so name a photo of your own"
+        ),
+    )
+}
+
 /// Default lifetime of an enrolment code: one day.
 const DEFAULT_ENROLMENT_TTL_MINUTES: u32 = 24 * 60;
 

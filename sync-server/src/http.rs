@@ -935,15 +935,28 @@ async fn put_attachment(
     Ok(axum::Json(meta).into_response())
 }
 
+/// Upload progress of a photo, for its uploader to resume. The same
+/// visibility as [`get_attachment`]: a photo the caller may not read answers
+/// 404 like one that does not exist (start its upload at offset 0), so
+/// neither its existence, its size nor its completeness is told.
 async fn head_attachment(
     State(state): State<AppState>,
-    Auth(_p): Auth,
+    Auth(p): Auth,
     sha: std::result::Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response> {
     let sha = path(sha)?;
     check_hash(&sha)?;
-    let m = blocking(&state, move |s| s.attachment(&sha)).await?;
-    let (received, size) = m.map_or((0, None), |m| (m.received, Some(m.size)));
+    let sha2 = sha.clone();
+    let (meta, allowed) = blocking(&state, move |s| {
+        Ok((s.attachment(&sha2)?, s.can_read_attachment(&p, &sha2)?))
+    })
+    .await?;
+    let Some(m) = meta.filter(|_| allowed) else {
+        return Err(Error::NotFound(format!(
+            "attachment {sha} is not available to you; to upload it, start at offset 0"
+        )));
+    };
+    let (received, size) = (m.received, Some(m.size));
     let mut resp = StatusCode::OK.into_response();
     let h = resp.headers_mut();
     h.insert("upload-offset", HeaderValue::from(received));

@@ -25,6 +25,7 @@
 //! - [`testing::spawn`]`(data_dir)`: a server on `127.0.0.1:0`, returns its URL.
 
 mod access;
+mod attachments;
 pub mod body;
 pub mod demo;
 pub mod error;

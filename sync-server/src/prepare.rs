@@ -486,7 +486,8 @@ impl Template {
             json.extend_from_slice(PLACEHOLDER_TEXT.as_bytes());
             json.extend_from_slice(b",\"d\":0}");
         }
-        json.extend_from_slice(b"}},\"note\":\"\",\"note_rev\":0,\"revision\":");
+        // No `note_rev`: 0 is left off (see `SheetState::note_rev`).
+        json.extend_from_slice(b"}},\"note\":\"\",\"revision\":");
         json.extend_from_slice(PLACEHOLDER_TEXT.as_bytes());
         json.push(b'}');
         // UTF-8 by construction (serde's text and the mutation's, spliced at

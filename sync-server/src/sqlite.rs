@@ -2600,6 +2600,17 @@ fn write_photos<'h>(
     Ok(())
 }
 
+/// Refuses a write naming a photo its writer may not name (see `attachments.rs`).
+fn photos_available<'h>(
+    ctx: &PushCtx<'_, '_>,
+    hashes: impl IntoIterator<Item = &'h String>,
+) -> OpResult<()> {
+    match crate::attachments::first_unavailable(ctx.conn, ctx.actor, hashes)? {
+        Some(h) => Err(access::attachment_not_available(h).into()),
+        None => Ok(()),
+    }
+}
+
 fn is_fresh(current: Option<(u64, Uuid)>, base_rev: u64, device: Uuid) -> bool {
     match current {
         None => base_rev == 0,
@@ -2629,6 +2640,7 @@ fn set_answers(
         check_answer(&rubric, &e.criterion, &e.answer)
             .map_err(|err| reject(RejectCode::Invalid, err.to_string()))?;
     }
+    photos_available(ctx, edits.iter().flat_map(|e| &e.answer.attachments))?;
     // Every check passed: from here on nothing refuses.
     let edited = !matches!(slot, SlotWrite::New);
     slot.write(ctx.conn)?;
@@ -2742,6 +2754,7 @@ fn write_prepared_sheet(
     if alias {
         return Ok(None);
     }
+    photos_available(ctx, &prepared.attachments)?;
     // The push's seq, marked used only once something is written with it.
     let seq = ctx.seq.next;
     let body = rusqlite::types::Value::Blob(crate::prepare::origin_frame(
@@ -3063,6 +3076,7 @@ fn resolve_conflict(
                 .ok_or_else(|| Error::Internal("sheet pins a missing rubric".into()))?;
             check_answer(&rubric, &criterion, answer)
                 .map_err(|e| reject(RejectCode::Invalid, e.to_string()))?;
+            photos_available(ctx, &answer.attachments)?;
             let current = sheet.answers.get(&criterion).map_or(0, |a| a.rev);
             if current != base_rev {
                 return Err(reject(
@@ -3319,7 +3333,7 @@ fn release(ctx: &mut PushCtx<'_, '_>, round_id: Uuid, product_id: Uuid) -> OpRes
 // ------------------------------------------------------------------ pull visibility
 
 /// What one caller may see.
-struct Visibility {
+pub(crate) struct Visibility {
     admin: bool,
     me: Uuid,
     rounds: HashMap<Uuid, CouncilRole>,
@@ -3333,7 +3347,7 @@ struct Visibility {
 }
 
 impl Visibility {
-    fn load(conn: &Connection, actor: &Principal) -> Result<Visibility> {
+    pub(crate) fn load(conn: &Connection, actor: &Principal) -> Result<Visibility> {
         let me = actor.user.id;
         let mut v = Visibility {
             admin: actor.is_admin(),
@@ -3396,7 +3410,7 @@ impl Visibility {
     }
 
     /// How a sheet reads for this caller.
-    fn sheet(&self, round: Uuid, product: Uuid, owner: Uuid) -> SheetView {
+    pub(crate) fn sheet(&self, round: Uuid, product: Uuid, owner: Uuid) -> SheetView {
         if self.admin || owner == self.me {
             return SheetView::Full;
         }
@@ -3433,17 +3447,20 @@ impl Visibility {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SheetView {
+pub(crate) enum SheetView {
     Full,
     /// Status only: answers, note and conflicts removed (the secretary).
     Progress,
     Hidden,
 }
 
-/// Removes what the secretary must not read.
+/// Removes what the secretary must not read: progress is status, revision
+/// and rubric only (`note_rev` would say whether a member wrote a note; at
+/// 0 it is left off the wire).
 pub(crate) fn redact(sheet: &mut SheetState) {
     sheet.answers.clear();
     sheet.note.clear();
+    sheet.note_rev = 0;
     sheet.conflicts.clear();
     sheet.reopen_reason = None;
 }
@@ -4530,40 +4547,7 @@ impl Store for SqliteStore {
     }
 
     fn can_read_attachment(&self, actor: &Principal, sha256: &str) -> Result<bool> {
-        if actor.is_admin() {
-            return Ok(true);
-        }
-        let conn = self.read();
-        let uploader: Option<String> = conn
-            .query_row(
-                "SELECT uploaded_by FROM attachments WHERE sha256 = ?1",
-                params![sha256],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if uploader.as_deref() == Some(actor.user.id.to_string().as_str()) {
-            return Ok(true);
-        }
-        let vis = Visibility::load(&conn, actor)?;
-        let mut stmt = conn.prepare(
-            "SELECT s.round_id, s.product_id, s.owner_id FROM sheet_attachments a
-             JOIN entities s ON s.kind = 'sheet' AND s.id = a.sheet_id WHERE a.sha256 = ?1",
-        )?;
-        let rows = stmt.query_map(params![sha256], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        for r in rows {
-            let (round, product, owner) = r?;
-            if vis.sheet(uuid_col(round)?, uuid_col(product)?, uuid_col(owner)?) == SheetView::Full
-            {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        crate::attachments::may_read(&self.read(), actor, sha256)
     }
 }
 

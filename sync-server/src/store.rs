@@ -196,8 +196,9 @@ pub trait Store: Send + Sync + 'static {
     fn record_attachment(&self, actor: &Principal, meta: &AttachmentMeta) -> Result<()>;
     /// Forgets an upload that failed verification.
     fn discard_attachment(&self, sha256: &str) -> Result<()>;
-    /// Whether the caller may download an attachment: admin, the uploader, or
-    /// someone who may read a sheet that references it.
+    /// Whether the caller may download an attachment (or ask about its
+    /// upload): admin, the uploader, or someone who may read in full a sheet
+    /// of the uploader that references it (see `attachments.rs`).
     fn can_read_attachment(&self, actor: &Principal, sha256: &str) -> Result<bool>;
 
     // ---- inspection
