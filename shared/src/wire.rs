@@ -108,10 +108,17 @@ pub enum ErrorCode {
     Forbidden,
     /// 404
     NotFound,
+    /// 405: the path exists but not with this method; the message (and the
+    /// `Allow` header) lists the methods it answers.
+    MethodNotAllowed,
     /// 409: state conflict (e.g. a username already taken).
     Conflict,
     /// 413: body over the limit; the message says the limit.
     PayloadTooLarge,
+    /// 414: the URI (path and query) is longer than the server reads.
+    UriTooLong,
+    /// 415: a `Content-Encoding` the server cannot decode (it reads gzip and zstd).
+    UnsupportedMediaType,
     /// 422: well-formed but invalid (e.g. a rubric that fails validation).
     Unprocessable,
     /// 429: too many attempts (login).
@@ -127,8 +134,11 @@ impl ErrorCode {
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Conflict => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UriTooLong => 414,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::Unprocessable => 422,
             ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,

@@ -21,6 +21,15 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// A known path asked with a method it does not answer.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A URI longer than [`crate::error_shape::MAX_URI_BYTES`].
+    #[error("{0}")]
+    UriTooLong(String),
+    /// A request body in a `Content-Encoding` the server cannot decode.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// State conflict (username taken, published rubric changed, upload offset).
     #[error("{message}")]
     Conflict {
@@ -89,6 +98,9 @@ impl Error {
             Error::Unauthorized(_) => ErrorCode::Unauthorized,
             Error::Forbidden(_) => ErrorCode::Forbidden,
             Error::NotFound(_) => ErrorCode::NotFound,
+            Error::MethodNotAllowed(_) => ErrorCode::MethodNotAllowed,
+            Error::UriTooLong(_) => ErrorCode::UriTooLong,
+            Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Error::Conflict { .. } => ErrorCode::Conflict,
             Error::TooLarge(_) => ErrorCode::PayloadTooLarge,
             Error::Invalid { .. } => ErrorCode::Unprocessable,
@@ -125,6 +137,9 @@ impl Error {
             | Error::Unauthorized(m)
             | Error::Forbidden(m)
             | Error::NotFound(m)
+            | Error::MethodNotAllowed(m)
+            | Error::UriTooLong(m)
+            | Error::UnsupportedMediaType(m)
             | Error::TooLarge(m)
             | Error::RateLimited(m) => (m.clone(), None),
             Error::Conflict { message, details } | Error::Invalid { message, details } => {

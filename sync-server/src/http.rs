@@ -423,6 +423,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(RequestDecompressionLayer::new())
+        // Outside the decompression layer, whose 415 has no body, and the
+        // router, whose 405 has none (see `error_shape`).
+        .layer(axum::middleware::from_fn(crate::error_shape::uniform))
         // Fastest level: a pull page of 500 sheets is ~2 MB of very repetitive
         // JSON; zstd (preferred when the client accepts it) or gzip at level 1
         // still shrink it 15-25 fold, and the default levels cost more CPU than

@@ -29,6 +29,7 @@ mod attachments;
 pub mod body;
 pub mod demo;
 pub mod error;
+pub mod error_shape;
 pub mod http;
 mod prepare;
 mod sheet_cache;

@@ -362,3 +362,83 @@ fn every_json_example_in_the_protocol_doc_decodes_as_a_wire_type() {
     }
     assert!(blocks >= 5, "only {blocks} json examples found");
 }
+
+/// A request the layers refuse before any handler runs.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    WrongMethod,
+    BrotliBody,
+    LongUri,
+}
+
+fn refused_request(r: Refused) -> Request<Body> {
+    match r {
+        Refused::WrongMethod => Request::delete(paths::PUSH).body(Body::empty()).unwrap(),
+        Refused::BrotliBody => Request::post(paths::LOGIN)
+            .header("content-type", "application/json")
+            .header("content-encoding", "br")
+            .body(Body::from(vec![0x1b, 0x03, 0x00, 0xf8]))
+            .unwrap(),
+        Refused::LongUri => Request::get(format!(
+            "{}?cursor=0&pad={}",
+            paths::PULL,
+            "a".repeat(ocop_sync_server::error_shape::MAX_URI_BYTES)
+        ))
+        .body(Body::empty())
+        .unwrap(),
+    }
+}
+
+#[rstest::rstest]
+#[case::wrong_method_is_405(Refused::WrongMethod, 405, ErrorCode::MethodNotAllowed, &["delete", "/api/v1/sync/push", "POST"])]
+#[case::unsupported_content_encoding_is_415(Refused::BrotliBody, 415, ErrorCode::UnsupportedMediaType, &["content-encoding br", "gzip", "zstd"])]
+#[case::uri_too_long_is_414(Refused::LongUri, 414, ErrorCode::UriTooLong, &["8192"])]
+#[tokio::test]
+async fn every_failure_has_the_code_and_message_body(
+    #[case] r: Refused,
+    #[case] status: u16,
+    #[case] code: ErrorCode,
+    #[case] says: &[&str],
+) {
+    let (_d, app) = app().await;
+    let resp = app.oneshot(refused_request(r)).await.unwrap();
+    let allow = resp.headers().get("allow").cloned();
+    assert_eq!(resp.headers()["content-type"], "application/json", "{r:?}");
+    let (got, body) = body_of(resp).await;
+    assert_eq!(got.as_u16(), status, "{}", String::from_utf8_lossy(&body));
+    let e = error_of(&body);
+    assert_eq!(e.code, code);
+    assert_eq!(
+        e.code.http_status(),
+        status,
+        "the code's status is the one sent"
+    );
+    for s in says {
+        assert!(
+            e.message.to_lowercase().contains(&s.to_lowercase()),
+            "{:?} does not say {s:?}",
+            e.message
+        );
+    }
+    if matches!(r, Refused::WrongMethod) {
+        assert!(allow.is_some(), "405 keeps its allow header");
+    }
+}
+
+/// Through a real socket: hyper hands a long URI to the server (it refuses
+/// only past 65,534 bytes), so the 414 is the server's, with its body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_uri_over_a_socket_is_414_with_the_error_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ocop_sync_server::testing::spawn(dir.path()).await.unwrap();
+    let url = format!(
+        "{}{}?cursor=0&pad={}",
+        server.url,
+        paths::PULL,
+        "a".repeat(20_000)
+    );
+    let r = reqwest::get(url).await.unwrap();
+    assert_eq!(r.status().as_u16(), 414);
+    let e: ErrorBody = r.json().await.unwrap();
+    assert_eq!(e.code, ErrorCode::UriTooLong);
+}
