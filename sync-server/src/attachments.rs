@@ -73,11 +73,8 @@ pub(crate) fn first_unavailable<'h>(
         match uploader(conn, h)? {
             None => {}
             Some(u) if u == actor.user.id => {}
-            Some(_) => {
-                if !may_read(conn, actor, h)? {
-                    return Ok(Some(h));
-                }
-            }
+            Some(_) if !may_read(conn, actor, h)? => return Ok(Some(h)),
+            Some(_) => {}
         }
     }
     Ok(None)
