@@ -145,6 +145,12 @@ impl App {
         }
     }
 
+    /// The DOM text of `css`, shown or hidden (WebDriver's text is only what is rendered).
+    pub async fn content(&self, css: &str) -> String {
+        let el = self.find(css).await;
+        el.prop("textContent").await.unwrap().unwrap_or_default()
+    }
+
     /// An attribute of `css`, via the DOM.
     pub async fn attr(&self, css: &str, name: &str) -> Option<String> {
         self.find(css).await.attr(name).await.unwrap()

@@ -134,6 +134,12 @@ pub enum Msg {
     PartMeans,
     Reasons,
     PickProduct,
+    NotCounted,
+    ExAbsent,
+    ExPending,
+    ExNotOnCouncil,
+    ExIncomplete,
+    ExDuplicate,
 }
 
 pub fn tr(lang: Lang, m: Msg) -> &'static str {
@@ -247,6 +253,12 @@ fn vi(m: Msg) -> &'static str {
         PartMeans => "Trung bình từng phần",
         Reasons => "Căn cứ",
         PickProduct => "Chọn một sản phẩm để xem kết quả.",
+        NotCounted => "Không tính",
+        ExAbsent => "vắng mặt",
+        ExPending => "chưa nộp phiếu",
+        ExNotOnCouncil => "không thuộc hội đồng",
+        ExIncomplete => "phiếu chưa chấm đủ",
+        ExDuplicate => "phiếu thứ hai",
     }
 }
 
@@ -356,6 +368,12 @@ fn en(m: Msg) -> &'static str {
         PartMeans => "Part means",
         Reasons => "Reasons",
         PickProduct => "Pick a product to see its result.",
+        NotCounted => "Not counted",
+        ExAbsent => "absent",
+        ExPending => "not submitted yet",
+        ExNotOnCouncil => "not on the council",
+        ExIncomplete => "sheet incomplete",
+        ExDuplicate => "second sheet",
     }
 }
 
@@ -370,6 +388,9 @@ mod tests {
         Msg::SyncSignInAgain,
         Msg::FinalizeConfirm,
         Msg::ProposedForFive,
+        Msg::NotCounted,
+        Msg::ExPending,
+        Msg::ExNotOnCouncil,
     ];
 
     #[test]

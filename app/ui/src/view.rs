@@ -1,7 +1,7 @@
 //! View models: what a list row or a board cell says, from the data alone
 //! (plain Rust, tested natively).
 
-use ocop_shared::council::Participation;
+use ocop_shared::council::{Exclusion, Participation};
 use ocop_shared::wire::{CouncilRole, SheetState, SheetStatus};
 
 use crate::dto::ProductItem;
@@ -117,7 +117,9 @@ impl Cell {
 
     pub fn label(self, lang: Lang) -> String {
         match self {
-            Cell::NotStarted => tr(lang, Msg::NotStarted).into(),
+            // A dot, not words: a board of eight members by twenty products
+            // must fit a laptop; the legend under the table says what it means.
+            Cell::NotStarted => "·".into(),
             Cell::Draft { answered, of } => format!("{} {answered}/{of}", tr(lang, Msg::Draft)),
             Cell::Submitted { total } => total.to_string(),
             Cell::Abstained => tr(lang, Msg::Abstained).into(),
@@ -137,6 +139,20 @@ pub fn role_label(role: CouncilRole, lang: Lang) -> &'static str {
         CouncilRole::ViceChair => tr(lang, Msg::ViceChair),
         CouncilRole::Member => tr(lang, Msg::Member),
         CouncilRole::Secretary => tr(lang, Msg::Secretary),
+    }
+}
+
+/// Why a member's sheet is not in the council's mean, in words.
+pub fn exclusion_label(why: Exclusion, lang: Lang) -> &'static str {
+    match why {
+        Exclusion::Secretary => tr(lang, Msg::Secretary),
+        Exclusion::Abstained => tr(lang, Msg::Abstained),
+        Exclusion::Recused => tr(lang, Msg::Recused),
+        Exclusion::Absent => tr(lang, Msg::ExAbsent),
+        Exclusion::Pending => tr(lang, Msg::ExPending),
+        Exclusion::NotOnCouncil => tr(lang, Msg::ExNotOnCouncil),
+        Exclusion::Incomplete => tr(lang, Msg::ExIncomplete),
+        Exclusion::DuplicateSheet => tr(lang, Msg::ExDuplicate),
     }
 }
 
@@ -217,5 +233,25 @@ mod tests {
             Cell::of(CouncilRole::Member, Participation::Present, None, None, 31),
             Cell::NotStarted
         );
+    }
+
+    #[test]
+    fn every_reason_not_to_count_a_sheet_reads_in_vietnamese_not_as_a_code() {
+        use Exclusion::*;
+        for why in [
+            Secretary,
+            Abstained,
+            Recused,
+            Absent,
+            Pending,
+            NotOnCouncil,
+            Incomplete,
+            DuplicateSheet,
+        ] {
+            let vi = exclusion_label(why, Lang::Vi);
+            assert_ne!(vi, exclusion_label(why, Lang::En), "{why:?}");
+            assert_ne!(vi.to_lowercase(), format!("{why:?}").to_lowercase());
+        }
+        assert_eq!(exclusion_label(Pending, Lang::Vi), "chưa nộp phiếu");
     }
 }

@@ -16,7 +16,7 @@ use crate::components::page::{ErrorNote, Page};
 use crate::dto::{ApiError, ProductItem};
 use crate::format;
 use crate::i18n::{Lang, Msg, tr};
-use crate::view::{Cell, role_label};
+use crate::view::{Cell, exclusion_label, role_label};
 
 #[derive(Clone)]
 struct Row {
@@ -120,21 +120,23 @@ pub fn Board() -> impl IntoView {
                                             (Cell::Submitted { .. }, true) => tr(lang, Msg::Submitted).to_string(),
                                             _ => cell.label(lang),
                                         };
-                                        view! { <td class=cell_class(cell) data-test="cell" data-member=m.user_id.to_string()>{label}</td> }
+                                        let title = (cell == Cell::NotStarted).then(|| tr(lang, Msg::NotStarted));
+                                        view! { <td class=cell_class(cell) title=title data-test="cell" data-member=m.user_id.to_string()>{label}</td> }
                                     }).collect_view();
-                                    let (mean, star) = if hide { (String::new(), String::new()) } else { summary(&r, lang) };
+                                    let (mean, star, star_full) = if hide { Default::default() } else { summary(&r, lang) };
                                     view! {
                                         <tr class:sel=is_sel data-test="board-row" data-code=r.item.product.code.clone()>
                                             <td><a href=href data-test="board-product">{format!("{} {}", r.item.product.code, r.item.product.name)}</a></td>
                                             {cells}
                                             <td class="num" data-test="row-mean">{mean}</td>
-                                            <td data-test="row-star">{star}</td>
+                                            <td class="star" title=star_full data-test="row-star">{star}</td>
                                         </tr>
                                     }
                                 }).collect_view()
                             }}
                         </tbody>
                     </table>
+                    <p class="muted small legend">{move || format!("· {}", tr(c.lang.get(), Msg::NotStarted))}</p>
                     <Show when=secretary><p class="muted">{t(Msg::ProgressOnly)}</p></Show>
                 </div>
                 <div class="pane detail-pane">
@@ -165,7 +167,8 @@ fn cell_class(c: Cell) -> &'static str {
     }
 }
 
-fn summary(r: &Row, lang: Lang) -> (String, String) {
+/// A row's mean, its star in short ("4★", to fit the board) and in full.
+fn summary(r: &Row, lang: Lang) -> (String, String, String) {
     let res = r
         .decision
         .as_ref()
@@ -173,18 +176,23 @@ fn summary(r: &Row, lang: Lang) -> (String, String) {
         .filter(|_| r.decision.as_ref().is_some_and(|d| d.finalized))
         .or(r.result.clone());
     let Some(res) = res else {
-        return (String::new(), String::new());
+        return Default::default();
     };
     let mean = res
         .mean_total
         .map(|m| format::centi(m, lang))
         .unwrap_or_default();
-    let star = res
+    let short = match &res.star {
+        Some(s) if s.disqualified => "✗".to_string(),
+        Some(s) => format!("{}★", s.stars),
+        None => String::new(),
+    };
+    let full = res
         .star
         .as_ref()
         .map(|s| star_label(s, lang))
         .unwrap_or_default();
-    (mean, star)
+    (mean, short, full)
 }
 
 fn star_label(s: &ocop_shared::stars::StarOutcome, lang: Lang) -> String {
@@ -287,7 +295,7 @@ fn Detail(
                 </tbody>
             </table>
             {(!excluded.is_empty()).then(|| view! {
-                <p class="muted small">{excluded.iter().map(|e| format!("{} ({:?})", e.name, e.why)).collect::<Vec<_>>().join(", ")}</p>
+                <p class="muted small" data-test="not-counted">{format!("{}: {}", tr(lang, Msg::NotCounted), excluded.iter().map(|e| format!("{} ({})", e.name, exclusion_label(e.why, lang))).collect::<Vec<_>>().join(", "))}</p>
             })}
             <dl class="facts">
                 <dt>{tr(lang, Msg::Spread)}</dt>
