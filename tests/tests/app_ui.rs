@@ -157,6 +157,13 @@ async fn a_member_enrols_scores_every_criterion_with_a_note_and_a_photo_and_subm
     app.screenshot(&shots.join("submit-390.png")).await;
     app.click("[data-test=confirm-submit]").await;
     app.find("[data-test=locked]").await;
+    // The same sheet on a laptop.
+    app.client.set_window_size(1280, 800).await.unwrap();
+    app.client
+        .execute("window.scrollTo(0, 0)", vec![])
+        .await
+        .unwrap();
+    app.screenshot(&shots.join("sheet-1280.png")).await;
     app.click("[data-test=sync-now]").await;
     wait_synced(&app).await;
     app.close().await;
@@ -284,7 +291,8 @@ async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_shee
             let mut opts = c.option_sets[0].options.clone();
             opts.sort_by_key(|o| std::cmp::Reverse(o.points));
             let k = usize::from((3 * i..3 * i + 3).contains(&j)).min(opts.len() - 1);
-            d.set_answer(product.id, &c.code, Some(&opts[k].id)).unwrap();
+            d.set_answer(product.id, &c.code, Some(&opts[k].id))
+                .unwrap();
         }
         d.submit(product.id).unwrap();
         d.sync_now().await.unwrap();
@@ -340,6 +348,11 @@ async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_shee
     assert_eq!(star_text.matches('★').count(), stars, "{star_text}");
     app.screenshot(&ui::screenshot_dir().join("board-1280.png"))
         .await;
+    // The chair's board on a phone: the panes stack, the grid scrolls sideways.
+    app.client.set_window_size(390, 844).await.unwrap();
+    app.screenshot(&ui::screenshot_dir().join("board-390.png"))
+        .await;
+    app.client.set_window_size(1280, 800).await.unwrap();
 
     app.click("[data-test=finalize]").await;
     app.click("[data-test=confirm-finalize-yes]").await;
