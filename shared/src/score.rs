@@ -1,5 +1,6 @@
 //! Scoring one sheet: points per part and in total, what is unanswered, and
-//! the provisional star with knock-out, mandatory and minimum-requirement effects.
+//! the provisional star with knock-out, disqualifier, mandatory and
+//! minimum-requirement (star mark) effects.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +30,10 @@ pub enum SheetFlag {
         criterion: String,
         cap: u8,
         requirement_stars: Option<u8>,
+    },
+    /// One of the sheet's disqualifiers ("Hồ sơ bị loại khi: …") was raised.
+    Disqualifier {
+        code: String,
     },
 }
 
@@ -69,6 +74,8 @@ pub enum AnswerError {
     },
     #[error("criterion {criterion} has no knock-out to raise")]
     NoKnockout { criterion: String },
+    #[error("disqualifier {code} is raised or lowered, not answered with an option")]
+    OptionOnDisqualifier { code: String },
     #[error("attachment {hash:?} of criterion {criterion} is not a lowercase hex sha-256")]
     BadAttachment { criterion: String, hash: String },
     #[error("note of criterion {criterion} is {len} characters; the limit is {limit}")]
@@ -112,6 +119,16 @@ pub fn check_answer_parts<'a, I: Iterator<Item = &'a str> + Clone>(
     criterion: &str,
     answer: &AnswerParts<'a, I>,
 ) -> Result<(), AnswerError> {
+    if rubric.criterion(criterion).is_none() && rubric.disqualifier(criterion).is_some() {
+        // A disqualifier's answer is its raised flag and the note saying why;
+        // the note and the photos are checked as for a criterion.
+        if answer.option.is_some() {
+            return Err(AnswerError::OptionOnDisqualifier {
+                code: criterion.to_string(),
+            });
+        }
+        return check_note_and_attachments(criterion, answer);
+    }
     let c = rubric
         .criterion(criterion)
         .ok_or_else(|| AnswerError::UnknownCriterion {
@@ -136,6 +153,13 @@ pub fn check_answer_parts<'a, I: Iterator<Item = &'a str> + Clone>(
             criterion: criterion.to_string(),
         });
     }
+    check_note_and_attachments(criterion, answer)
+}
+
+fn check_note_and_attachments<'a, I: Iterator<Item = &'a str> + Clone>(
+    criterion: &str,
+    answer: &AnswerParts<'a, I>,
+) -> Result<(), AnswerError> {
     for h in answer.attachments.clone() {
         if !is_sha256_hex(h) {
             return Err(AnswerError::BadAttachment {
@@ -175,6 +199,13 @@ pub fn score_sheet(
     // Sections zeroed by a raised ZeroSection knock-out: (part, section code) -> criterion.
     let mut zeroed: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut flags = BTreeSet::new();
+    for d in &rubric.disqualifiers {
+        if answers.get(&d.code).is_some_and(|a| a.knockout) {
+            flags.insert(SheetFlag::Disqualifier {
+                code: d.code.clone(),
+            });
+        }
+    }
     for (p, s, c) in rubric.criteria() {
         if let (Some(k), Some(a)) = (&c.knockout, answers.get(&c.code))
             && a.knockout
@@ -283,6 +314,29 @@ pub(crate) fn effects_of(rubric: &Rubric, flags: &[(SheetFlag, u32)], of: u32) -
         let (crit, cap) = match f {
             SheetFlag::Disqualify { criterion } => (criterion.clone(), None),
             SheetFlag::Cap { criterion, cap, .. } => (criterion.clone(), Some(*cap)),
+            SheetFlag::Disqualifier { code } => {
+                let text_vi = rubric
+                    .disqualifier(code)
+                    .map(|d| d.text_vi.clone())
+                    .unwrap_or_default();
+                if majority {
+                    e.disqualified = true;
+                    e.reasons.push(Reason::DossierDisqualified {
+                        code: code.clone(),
+                        text_vi,
+                        raised_by: *n,
+                        of,
+                    });
+                } else {
+                    e.reasons.push(Reason::MinorityDisqualifier {
+                        code: code.clone(),
+                        text_vi,
+                        raised_by: *n,
+                        of,
+                    });
+                }
+                continue;
+            }
         };
         if !majority {
             e.reasons.push(Reason::MinorityFlag {
@@ -308,6 +362,8 @@ pub(crate) fn effects_of(rubric: &Rubric, flags: &[(SheetFlag, u32)], of: u32) -
                     of,
                 });
             }
+            // Handled above, majority or not.
+            SheetFlag::Disqualifier { .. } => {}
             SheetFlag::Cap {
                 criterion,
                 cap,
@@ -331,6 +387,7 @@ pub(crate) fn effects_of(rubric: &Rubric, flags: &[(SheetFlag, u32)], of: u32) -
                             stars: *stars,
                             min_points: req.map_or(0, |r| r.min_points),
                             text_vi: req.map(|r| r.text_vi.clone()).unwrap_or_default(),
+                            option: req.and_then(|r| r.option.clone()),
                             raised_by: *n,
                             of,
                         });

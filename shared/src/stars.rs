@@ -49,11 +49,28 @@ pub enum Reason {
         raised_by: u32,
         of: u32,
     },
-    /// A per-star minimum requirement is not met.
+    /// A per-star minimum requirement (or a 26/2026 star mark) is not met.
     RequirementNotMet {
         criterion: String,
         stars: u8,
         min_points: u32,
+        text_vi: String,
+        /// The marked option needed (or a better one), for a star mark.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        option: Option<String>,
+        raised_by: u32,
+        of: u32,
+    },
+    /// A disqualifier of the sheet ("Hồ sơ bị loại khi: …") was raised: no star.
+    DossierDisqualified {
+        code: String,
+        text_vi: String,
+        raised_by: u32,
+        of: u32,
+    },
+    /// A disqualifier raised by a minority of members: not applied, for discussion.
+    MinorityDisqualifier {
+        code: String,
         text_vi: String,
         raised_by: u32,
         of: u32,
@@ -121,10 +138,36 @@ impl Reason {
                 stars,
                 min_points,
                 text_vi,
+                option: Some(option),
+                raised_by,
+                of,
+            } => format!(
+                "Chưa đạt yêu cầu tối thiểu cho {stars} sao: tiêu chí {criterion} cần đạt mức {option} ({min_points} điểm) trở lên — “{text_vi}” ({raised_by}/{of} thành viên)"
+            ),
+            Reason::RequirementNotMet {
+                criterion,
+                stars,
+                min_points,
+                text_vi,
+                option: None,
                 raised_by,
                 of,
             } => format!(
                 "Chưa đạt yêu cầu tối thiểu cho {stars} sao ({text_vi}): tiêu chí {criterion} cần ít nhất {min_points} điểm ({raised_by}/{of} thành viên)"
+            ),
+            Reason::DossierDisqualified {
+                text_vi,
+                raised_by,
+                of,
+                ..
+            } => format!("Bị loại, không xếp hạng sao — {text_vi} ({raised_by}/{of} thành viên)"),
+            Reason::MinorityDisqualifier {
+                text_vi,
+                raised_by,
+                of,
+                ..
+            } => format!(
+                "{raised_by}/{of} thành viên nêu lý do loại hồ sơ ({text_vi}) — chưa đủ đa số, hội đồng cần thảo luận"
             ),
             Reason::MinorityFlag {
                 criterion,
@@ -186,6 +229,31 @@ impl Reason {
                     "mandatory criterion {criterion} failed: at most {cap} stars ({raised_by} of {of} members)"
                 )
             }
+            Reason::RequirementNotMet {
+                criterion,
+                stars,
+                min_points,
+                option: Some(option),
+                raised_by,
+                of,
+                ..
+            } => format!(
+                "minimum requirement for {stars} stars not met: criterion {criterion} needs option {option} ({min_points} points) or better ({raised_by} of {of} members)"
+            ),
+            Reason::DossierDisqualified {
+                code,
+                raised_by,
+                of,
+                ..
+            } => format!("dossier disqualified ({code}): no star ({raised_by} of {of} members)"),
+            Reason::MinorityDisqualifier {
+                code,
+                raised_by,
+                of,
+                ..
+            } => format!(
+                "{raised_by} of {of} members raised dossier disqualifier {code}; no majority, for discussion"
+            ),
             Reason::RequirementNotMet {
                 criterion,
                 stars,
@@ -267,27 +335,39 @@ pub fn star(total: Centi, level: Level, effects: Effects) -> StarOutcome {
         proposed_for_five = true;
         reasons.push(Reason::ProposedForFive { total });
     }
-    let uncapped = stars;
     let mut capped_at = None;
+    // Caps are measured against the band, not the star this level gives: a
+    // 4★ cap (a missed 5★ mark) at 90 points leaves 4★ at the province but
+    // stops the proposal for 5★.
     if let Some(cap) = effects.cap
-        && stars > cap
+        && cap < b
     {
-        stars = cap;
+        stars = stars.min(cap);
         capped_at = Some(cap);
         proposed_for_five = false;
     }
-    // A cap at or above the star the points give changes nothing: leave it out
-    // of the reasons so the minutes only list what mattered.
+    // A cap at or above the band changes nothing: leave it out of the
+    // reasons so the minutes only list what mattered. A missed star mark
+    // one level above the band is kept: it is what the product lacks for
+    // the next star besides points (86 points and a missed 5★ mark).
     reasons.extend(effects.reasons.into_iter().filter(|r| match r {
         Reason::MandatoryFailed { cap, .. } | Reason::MinorityFlag { cap: Some(cap), .. } => {
-            *cap < uncapped
+            *cap < b
         }
-        Reason::RequirementNotMet { stars, .. } => stars.saturating_sub(1) < uncapped,
+        Reason::RequirementNotMet {
+            stars,
+            option: Some(_),
+            ..
+        } => *stars <= b + 1,
+        Reason::RequirementNotMet { stars, .. } => stars.saturating_sub(1) < b,
         _ => true,
     }));
     if effects.disqualified {
         stars = 0;
         proposed_for_five = false;
+    }
+    if !proposed_for_five {
+        reasons.retain(|r| !matches!(r, Reason::ProposedForFive { .. }));
     }
     StarOutcome {
         stars,

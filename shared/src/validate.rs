@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rubric::{Decision, RUBRIC_FORMAT, Rubric};
+use crate::rubric::{Decision, RUBRIC_FORMAT, RUBRIC_FORMAT_1, Rubric};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -148,11 +148,39 @@ pub const MAX_ID_LEN: usize = 64;
 /// Every rule a rubric must follow; errors and warnings in file order.
 pub fn validate(r: &Rubric) -> Vec<Issue> {
     let mut rep = Report(Vec::new());
-    if r.format != RUBRIC_FORMAT {
+    if r.format == RUBRIC_FORMAT_1 {
+        // What `/2` added would change what a `/1` file means (a star mark
+        // caps a star, a disqualifier voids it): such a file must say `/2`.
+        let mut added: Vec<String> = Vec::new();
+        if !r.disqualifiers.is_empty() {
+            added.push("disqualifiers".into());
+        }
+        if r.provenance.is_some() {
+            added.push("provenance".into());
+        }
+        for (i, q) in r.star_requirements.iter().enumerate() {
+            if q.option.is_some() {
+                added.push(format!("star_requirements[{i}].option"));
+            }
+        }
+        for (pi, p) in r.parts.iter().enumerate() {
+            for (si, s) in p.sections.iter().enumerate() {
+                if s.max_points.is_some() {
+                    added.push(format!("parts[{pi}].sections[{si}].max_points"));
+                }
+            }
+        }
+        for path in added {
+            rep.err(
+                path,
+                format!("is a field of {RUBRIC_FORMAT:?}; a {RUBRIC_FORMAT_1:?} file cannot carry it (change \"format\")"),
+            );
+        }
+    } else if r.format != RUBRIC_FORMAT {
         rep.err(
             "format",
             format!(
-                "{:?} is not a known rubric format; expected {RUBRIC_FORMAT:?}",
+                "{:?} is not a known rubric format; expected {RUBRIC_FORMAT:?} (or {RUBRIC_FORMAT_1:?} for a file of the first format)",
                 r.format
             ),
         );
@@ -224,6 +252,19 @@ pub fn validate(r: &Rubric) -> Vec<Issue> {
                     format!(
                         "section {:?} appears twice in part {} (also at sections[{prev}])",
                         s.code, p.code
+                    ),
+                );
+            }
+            let section_sum: u32 = s.criteria.iter().map(|c| c.max_points).sum();
+            if let Some(max) = s.max_points
+                && !s.criteria.is_empty()
+                && section_sum != max
+            {
+                rep.err(
+                    format!("{sp}.max_points"),
+                    format!(
+                        "{max} but the criteria maxima of section {} sum to {section_sum}",
+                        s.code
                     ),
                 );
             }
@@ -339,6 +380,7 @@ pub fn validate(r: &Rubric) -> Vec<Issue> {
             format!("part caps sum to {total}; a score sheet totals 100"),
         );
     }
+    let mut seen_requirements: BTreeMap<(u8, &str), usize> = BTreeMap::new();
     for (i, q) in r.star_requirements.iter().enumerate() {
         let qp = format!("star_requirements[{i}]");
         if !(2..=5).contains(&q.stars) {
@@ -362,12 +404,93 @@ pub fn validate(r: &Rubric) -> Vec<Issue> {
                     q.min_points, c.max_points, c.code
                 ),
             ),
-            Some(_) => {}
+            Some(c) => {
+                if let Some(id) = &q.option {
+                    match c.option(id) {
+                        None => rep.err(
+                            format!("{qp}.option"),
+                            format!("{id:?} is not an option of criterion {}", c.code),
+                        ),
+                        // The mark means "this option or a better one", and
+                        // the scoring checks points: the two must agree.
+                        Some(o) if o.points != q.min_points => rep.err(
+                            format!("{qp}.min_points"),
+                            format!(
+                                "{} differs from the {} points of the marked option {id} of criterion {}",
+                                q.min_points, o.points, c.code
+                            ),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        // A missed requirement's reason is found by its level and criterion.
+        if let Some(prev) = seen_requirements.insert((q.stars, q.criterion.as_str()), i) {
+            rep.err(
+                format!("{qp}.criterion"),
+                format!(
+                    "criterion {} has a second requirement for {} stars (also at star_requirements[{prev}])",
+                    q.criterion, q.stars
+                ),
+            );
         }
         rep.non_empty(format!("{qp}.text_vi"), &q.text_vi);
+    }
+    let mut seen_disqualifiers: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, d) in r.disqualifiers.iter().enumerate() {
+        let dp = format!("disqualifiers[{i}]");
+        if d.code.trim().is_empty() {
+            rep.err(format!("{dp}.code"), "must not be empty");
+        } else if let Some(at) = seen_criteria.get(d.code.as_str()) {
+            rep.err(
+                format!("{dp}.code"),
+                format!(
+                    "{:?} is a criterion code (at {at}); a disqualifier needs its own answer key",
+                    d.code
+                ),
+            );
+        } else if let Some(prev) = seen_disqualifiers.insert(&d.code, i) {
+            rep.err(
+                format!("{dp}.code"),
+                format!(
+                    "disqualifier {:?} is used twice (also at disqualifiers[{prev}])",
+                    d.code
+                ),
+            );
+        }
+        rep.non_empty(format!("{dp}.text_vi"), &d.text_vi);
+    }
+    if let Some(pv) = &r.provenance {
+        rep.non_empty("provenance.decision".into(), &pv.decision);
+        rep.non_empty("provenance.annex".into(), &pv.annex);
+        rep.non_empty("provenance.annex1_code".into(), &pv.annex1_code);
+        rep.non_empty("provenance.source".into(), &pv.source);
+        if !is_iso_date(&pv.date) {
+            rep.err(
+                "provenance.date",
+                format!("{:?} is not a date in the form YYYY-MM-DD", pv.date),
+            );
+        }
+        if pv.sheet_no == 0 {
+            rep.err("provenance.sheet_no", "must be 1 or more");
+        }
+        for (i, c) in pv.corrections.iter().enumerate() {
+            rep.non_empty(format!("provenance.corrections[{i}]"), c);
+        }
     }
     if r.decision == Decision::D1048 && r.criteria().any(|(_, _, c)| c.mandatory) {
         rep.warn("parts", "criteria marked mandatory in a 1048/781 rubric: mandatory criteria were introduced by 148");
     }
     rep.0
+}
+
+fn is_iso_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }

@@ -221,11 +221,83 @@ fn rubric_file_format_is_frozen() {
             criterion: "1.1".into(),
             min_points: 1,
             text_vi: "Yêu cầu".into(),
+            option: None,
         });
     with_all.source_notes.push("Nguồn".into());
+    assert!(load_rubric(&serde_json::to_string(&with_all).unwrap()).is_ok());
     common_golden::check(
         "rubric-format.json",
         &serde_json::to_string_pretty(&with_all).unwrap(),
+    );
+}
+
+/// Format `/2`, frozen the same way: every field `/1` has and what `/2`
+/// added (star marks naming their option, disqualifiers, provenance,
+/// section maxima).
+#[test]
+fn rubric_file_format_2_is_frozen() {
+    let mut v = tiny();
+    v["format"] = json!("ocop-rubric/2");
+    let mut r: Rubric = serde_json::from_value(v).unwrap();
+    r.decision = ocop_shared::rubric::Decision::D26_2026;
+    let sec = &mut r.parts[0].sections[0];
+    sec.max_points = Some(sec.criteria.iter().map(|c| c.max_points).sum());
+    r.parts[0].sections[0].criteria[0].notes =
+        vec!["Yêu cầu: 100% sản phẩm được trồng trên địa bàn cấp tỉnh".into()];
+    r.parts[0].sections[0].criteria[0].option_sets[0].options[1].evidence_vi =
+        Some("Hợp đồng, hóa đơn".into());
+    r.star_requirements
+        .push(ocop_shared::rubric::StarRequirement {
+            stars: 4,
+            criterion: "1.1".into(),
+            min_points: 20,
+            text_vi: "Phương án b".into(),
+            option: Some("b".into()),
+        });
+    r.disqualifiers.push(ocop_shared::rubric::Disqualifier {
+        code: "loai-1".into(),
+        text_vi: "Hồ sơ bị loại khi: Giả mạo hồ sơ".into(),
+        text_en: Some("Rejected when the dossier is forged".into()),
+    });
+    r.provenance = Some(ocop_shared::rubric::Provenance {
+        decision: "26/2026/QĐ-TTg".into(),
+        date: "2026-05-22".into(),
+        annex: "Phụ lục II".into(),
+        sheet_no: 1,
+        annex1_code: "I.1.a".into(),
+        group_as_printed: Some("Thực phẩm. Nhóm: Thực phẩm tươi sống".into()),
+        source: "bản sao văn bản".into(),
+        corrections: vec!["tiêu chí 7, phương án c: nguồn in 13, sửa thành 3".into()],
+    });
+    let text = serde_json::to_string_pretty(&r).unwrap();
+    let l = load_rubric(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(l.rubric, r);
+    common_golden::check("rubric-format-2.json", &text);
+}
+
+/// A `/1` file keeps its meaning: a field `/2` added is refused there, by path.
+#[rstest]
+#[case::disqualifiers("disqualifiers", json!([{"code": "loai-1", "text_vi": "Hồ sơ bị loại khi: …"}]), "disqualifiers")]
+#[case::provenance("provenance", json!({"decision": "26/2026/QĐ-TTg", "date": "2026-05-22", "annex": "Phụ lục II", "sheet_no": 1, "annex1_code": "I.1.a", "source": "bản sao"}), "provenance")]
+#[case::star_mark("star_requirements", json!([{"stars": 3, "criterion": "1.1", "min_points": 0, "text_vi": "a", "option": "a"}]), "star_requirements[0].option")]
+fn a_format_1_file_cannot_carry_the_fields_of_format_2(
+    #[case] field: &str,
+    #[case] value: Value,
+    #[case] path: &str,
+) {
+    let mut v = tiny();
+    v[field] = value;
+    let e = load_rubric(&v.to_string()).unwrap_err();
+    assert!(
+        e.messages()
+            .iter()
+            .any(|m| m.starts_with(&format!("{path}: is a field of \"ocop-rubric/2\""))),
+        "{e}"
+    );
+    v["format"] = json!("ocop-rubric/2");
+    assert!(
+        load_rubric(&v.to_string()).is_ok(),
+        "the same file as /2 loads"
     );
 }
 
@@ -300,4 +372,31 @@ fn arb_json() -> impl Strategy<Value = Value> {
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
+}
+
+/// The rules `/2` brought, each reported at its path.
+#[rstest]
+#[case::section_maximum_differs("/parts/0/sections/0/max_points", json!(18), "parts[0].sections[0].max_points: 18 but the criteria maxima of section 1 sum to 40")]
+#[case::mark_on_a_missing_option("/star_requirements", json!([{"stars": 4, "criterion": "1.1", "min_points": 20, "text_vi": "x", "option": "z"}]), "star_requirements[0].option: \"z\" is not an option of criterion 1.1")]
+#[case::mark_points_differ_from_its_option("/star_requirements", json!([{"stars": 4, "criterion": "1.1", "min_points": 5, "text_vi": "x", "option": "b"}]), "star_requirements[0].min_points: 5 differs from the 20 points of the marked option b of criterion 1.1")]
+#[case::two_requirements_for_one_level("/star_requirements", json!([{"stars": 4, "criterion": "1.1", "min_points": 20, "text_vi": "x", "option": "b"}, {"stars": 4, "criterion": "1.1", "min_points": 0, "text_vi": "y", "option": "a"}]), "star_requirements[1].criterion: criterion 1.1 has a second requirement for 4 stars (also at star_requirements[0])")]
+#[case::disqualifier_on_a_criterion_code("/disqualifiers", json!([{"code": "1.1", "text_vi": "Hồ sơ bị loại khi: …"}]), "disqualifiers[0].code: \"1.1\" is a criterion code (at parts[0].sections[0].criteria[0]); a disqualifier needs its own answer key")]
+#[case::disqualifier_twice("/disqualifiers", json!([{"code": "loai-1", "text_vi": "a"}, {"code": "loai-1", "text_vi": "b"}]), "disqualifiers[1].code: disqualifier \"loai-1\" is used twice (also at disqualifiers[0])")]
+#[case::provenance_date("/provenance", json!({"decision": "26/2026/QĐ-TTg", "date": "22/5/2026", "annex": "Phụ lục II", "sheet_no": 1, "annex1_code": "I.1.a", "source": "bản sao"}), "provenance.date: \"22/5/2026\" is not a date in the form YYYY-MM-DD")]
+fn a_broken_format_2_rule_is_reported_at_its_path(
+    #[case] pointer: &str,
+    #[case] value: Value,
+    #[case] message: &str,
+) {
+    let mut v = tiny();
+    v["format"] = json!("ocop-rubric/2");
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    let target = if parent.is_empty() {
+        &mut v
+    } else {
+        v.pointer_mut(parent).unwrap()
+    };
+    target[key] = value;
+    let e = load_rubric(&v.to_string()).unwrap_err();
+    assert!(e.messages().iter().any(|m| m == message), "{e}");
 }
