@@ -34,6 +34,7 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use uuid::Uuid;
 
+use crate::client_ip::TrustedProxies;
 use crate::error::{ApiError, Error, Result};
 use crate::store::{Principal, PushTiming, Store};
 
@@ -67,6 +68,8 @@ pub struct AppState {
     /// The generated admin password at first start (print it once).
     pub first_admin_password: Option<String>,
     limiter: Arc<FailureLimiter>,
+    /// Reverse proxies whose forwarding headers name the client (`client_ip`).
+    pub trusted_proxies: TrustedProxies,
     uploads: Arc<tokio::sync::Mutex<()>>,
     fault_exit_after_commit: bool,
 }
@@ -88,6 +91,7 @@ impl AppState {
             public_url,
             first_admin_password: None,
             limiter: Arc::default(),
+            trusted_proxies: TrustedProxies::default(),
             uploads: Arc::default(),
             // Test-only fault hook: exit right after a push commits, before answering.
             fault_exit_after_commit: std::env::var("OCOP_FAULT_EXIT_AFTER_COMMIT")
@@ -234,18 +238,22 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// The client's IP address, when the server runs with connect info.
+/// The client's IP address, when the server runs with connect info: the
+/// peer, or behind a trusted proxy the address it forwards for.
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .map(|c| state.trusted_proxies.client(c.0.ip(), &parts.headers)),
         ))
     }
 }

@@ -27,6 +27,7 @@
 mod access;
 mod attachments;
 pub mod body;
+pub mod client_ip;
 pub mod demo;
 pub mod error;
 pub mod error_shape;

@@ -36,6 +36,12 @@ struct ServeArgs {
     /// Public base URL put into enrolment QR codes.
     #[arg(long, env = "OCOP_PUBLIC_URL")]
     public_url: Option<String>,
+    /// A reverse proxy (address or network, e.g. 10.0.0.5 or 10.0.0.0/8)
+    /// whose `Forwarded`/`X-Forwarded-For` names the client; repeat it, or
+    /// separate with commas. Without it forwarding headers are ignored.
+    #[arg(long = "trusted-proxy", env = "OCOP_TRUSTED_PROXIES", value_delimiter = ',',
+          value_parser = ocop_sync_server::client_ip::parse_proxy)]
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 #[derive(Subcommand)]
@@ -219,13 +225,15 @@ fn print_first_admin(state: &ocop_sync_server::AppState) {
 }
 
 fn serve_cmd(a: ServeArgs, demo_data: bool) -> Result<(), Box<dyn std::error::Error>> {
-    let state = open_blocking(
+    let mut state = open_blocking(
         &a.data.data,
         Options {
             admin_password: a.admin_password.clone(),
             public_url: a.public_url.clone(),
         },
     )?;
+    state.trusted_proxies =
+        ocop_sync_server::client_ip::TrustedProxies::new(a.trusted_proxies.clone());
     print_first_admin(&state);
     if demo_data {
         let url = a
