@@ -113,6 +113,10 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409: state conflict (e.g. a username already taken).
     Conflict,
+    /// 409: a pull's cursor is past everything the server has written (the
+    /// server was restored from an older backup). `details.server_seq` says
+    /// where the server is; pull again from cursor 0 and keep the outbox.
+    CursorAhead,
     /// 413: body over the limit; the message says the limit.
     PayloadTooLarge,
     /// 414: the URI (path and query) is longer than the server reads.
@@ -135,7 +139,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::Conflict => 409,
+            ErrorCode::Conflict | ErrorCode::CursorAhead => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UriTooLong => 414,
             ErrorCode::UnsupportedMediaType => 415,

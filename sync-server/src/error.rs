@@ -36,6 +36,12 @@ pub enum Error {
         message: String,
         details: Option<serde_json::Value>,
     },
+    /// A pull cursor past the server's last sequence number: the server was
+    /// restored from an older backup, and the device must pull from 0.
+    #[error(
+        "cursor {cursor} is ahead of this server, which has written up to {server_seq} (was it restored from a backup?); pull again from cursor 0 and keep unsent changes"
+    )]
+    CursorAhead { cursor: u64, server_seq: u64 },
     /// Body over a limit; the message says the limit.
     #[error("{0}")]
     TooLarge(String),
@@ -102,6 +108,7 @@ impl Error {
             Error::UriTooLong(_) => ErrorCode::UriTooLong,
             Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Error::Conflict { .. } => ErrorCode::Conflict,
+            Error::CursorAhead { .. } => ErrorCode::CursorAhead,
             Error::TooLarge(_) => ErrorCode::PayloadTooLarge,
             Error::Invalid { .. } => ErrorCode::Unprocessable,
             Error::RateLimited(_) => ErrorCode::RateLimited,
@@ -145,6 +152,10 @@ impl Error {
             Error::Conflict { message, details } | Error::Invalid { message, details } => {
                 (message.clone(), details.clone())
             }
+            Error::CursorAhead { server_seq, .. } => (
+                self.to_string(),
+                Some(serde_json::json!({ "server_seq": server_seq })),
+            ),
             Error::SchemaTooNew { .. }
             | Error::Sqlite(_)
             | Error::Io(_)

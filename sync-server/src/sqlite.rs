@@ -1386,6 +1386,11 @@ impl SqliteStore {
         let tx = conn.transaction()?;
         let vis = Visibility::load(&tx, actor)?;
         let server_seq = current_seq(&tx)?;
+        if cursor > server_seq {
+            // Echoing the cursor back would make a device restored against an
+            // older backup skip every change up to its old cursor, silently.
+            return Err(Error::CursorAhead { cursor, server_seq });
+        }
         let mut emitted = 0usize;
         let mut last_seq = None;
         let mut has_more = false;

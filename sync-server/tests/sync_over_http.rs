@@ -1776,3 +1776,77 @@ async fn a_prepared_sheet_that_is_not_new_is_written_or_refused_with_all_its_ans
         );
     }
 }
+
+/// A device restored against an older backup asks from a cursor the server
+/// never reached: it is told so (409 `cursor_ahead`, with where the server
+/// is), not handed an empty page that would skip everything up to its cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cursor_ahead_of_the_server_is_refused_with_cursor_ahead_not_echoed() {
+    let w = world().await;
+    let m = w.member(0);
+    let caught_up = m.pull_from(0, 10_000).await;
+    assert!(!caught_up.has_more);
+    let (status, body, _) = m
+        .get::<serde_json::Value>(&format!("{}?cursor=187000000", paths::PULL))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let e: ErrorBody = serde_json::from_value(body.clone()).unwrap();
+    assert_eq!(e.code, ErrorCode::CursorAhead);
+    assert!(
+        e.message.contains("pull again from cursor 0"),
+        "{}",
+        e.message
+    );
+    let server_seq = e.details.as_ref().unwrap()["server_seq"].as_u64().unwrap();
+    assert!(server_seq >= caught_up.next_cursor, "{body}");
+    // The server's own position is not ahead of it: an empty, final page.
+    let at = m.pull_from(server_seq, 100).await;
+    assert!(at.changes.is_empty() && !at.has_more);
+    assert_eq!(at.next_cursor, server_seq);
+    // One past it is.
+    let (status, _, _) = m
+        .get::<serde_json::Value>(&format!("{}?cursor={}", paths::PULL, server_seq + 1))
+        .await;
+    assert_eq!(status, 409);
+}
+
+/// Behind a trusted reverse proxy (here 127.0.0.1, where the test connects
+/// from) the login limit is per forwarded client: one person's wrong
+/// passwords do not lock the account for a colleague behind the same proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_client() {
+    use ocop_sync_server::client_ip::{TrustedProxies, parse_proxy};
+    let dir = tempfile::tempdir().unwrap();
+    let mut state = ocop_sync_server::open(
+        dir.path(),
+        ocop_sync_server::Options {
+            admin_password: Some(ocop_sync_server::testing::ADMIN_PASSWORD.into()),
+            public_url: None,
+        },
+    )
+    .await
+    .unwrap();
+    state.trusted_proxies = TrustedProxies::new(vec![parse_proxy("127.0.0.1").unwrap()]);
+    let info = ocop_sync_server::demo::seed(&*state.store).unwrap();
+    let srv = ocop_sync_server::testing::spawn_state(state).await.unwrap();
+    let u = &info.members()[5];
+    let http = reqwest::Client::new();
+    let login_from = |client: &'static str, password: String| {
+        let req = http
+            .post(format!("{}{}", srv.url, paths::LOGIN))
+            .header("x-forwarded-for", client)
+            .json(&serde_json::json!({
+                "username": u.username, "password": password, "device_name": "phone"
+            }));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    for _ in 0..6 {
+        login_from("203.0.113.7", "wrong".into()).await;
+    }
+    assert_eq!(login_from("203.0.113.7", u.password.clone()).await, 429);
+    assert_eq!(
+        login_from("198.51.100.20", u.password.clone()).await,
+        200,
+        "a colleague behind the same proxy signs in"
+    );
+}

@@ -1504,6 +1504,9 @@ fn auth_error(f: Failure, refused: Error) -> Error {
         Failure::Transient(m) => Error::Offline(m),
         Failure::Unauthorized => refused,
         Failure::Permanent { message, .. } => Error::Refused(message),
+        Failure::CursorAhead { server_seq } => Error::Refused(format!(
+            "the server is behind this device (at {server_seq})"
+        )),
     }
 }
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use ocop_shared::wire::{
-    ErrorBody, PROTOCOL_VERSION, PullResponse, PushRequest, PushResponse, TokenResponse, paths,
-    pull_headers,
+    ErrorBody, ErrorCode, PROTOCOL_VERSION, PullResponse, PushRequest, PushResponse, TokenResponse,
+    paths, pull_headers,
 };
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
@@ -299,6 +299,23 @@ impl PullStart {
     /// Reads and decodes the page (a 2xx whose body is not a page is a
     /// failure, as for every call).
     pub async fn page(self) -> Result<PullResponse, Failure> {
+        if self.resp.status().as_u16() == 409 {
+            let bytes = self.resp.bytes().await.unwrap_or_default();
+            let body = serde_json::from_slice::<ErrorBody>(&bytes).ok();
+            return Err(match body {
+                Some(b) if b.code == ErrorCode::CursorAhead => Failure::CursorAhead {
+                    server_seq: b
+                        .details
+                        .as_ref()
+                        .and_then(|d| d["server_seq"].as_u64())
+                        .unwrap_or(0),
+                },
+                b => Failure::Permanent {
+                    status: 409,
+                    message: b.map_or_else(|| "http 409".into(), |b| b.message),
+                },
+            });
+        }
         finish_response(self.resp).await
     }
 }

@@ -42,6 +42,9 @@ pub enum Failure {
     Unauthorized,
     /// Any other 4xx: sending the same request again cannot help.
     Permanent { status: u16, message: String },
+    /// A pull's cursor is past the server's last change: the server was
+    /// restored from an older backup. Pull from 0 again, keep the outbox.
+    CursorAhead { server_seq: u64 },
 }
 
 /// The class of an HTTP status, before looking at the body.
@@ -100,9 +103,9 @@ pub fn after_attempt(outcome: &Result<(), Failure>, attempt: u32, jitter: f64) -
         // Permanent failures are handled mutation by mutation (split, then set
         // aside); one reaching here is about the whole exchange (e.g. a pull
         // the server refuses), so retry slowly rather than never.
-        Err(Failure::Transient(_)) | Err(Failure::Permanent { .. }) => {
-            Next::Retry(backoff(attempt.max(1), jitter))
-        }
+        Err(Failure::Transient(_))
+        | Err(Failure::Permanent { .. })
+        | Err(Failure::CursorAhead { .. }) => Next::Retry(backoff(attempt.max(1), jitter)),
     }
 }
 

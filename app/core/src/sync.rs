@@ -38,6 +38,9 @@ pub struct SyncReport {
     pub attachments_uploaded: u64,
     /// Other members' photos fetched for sheets this device can see.
     pub attachments_downloaded: u64,
+    /// The server was behind this device's cursor (restored from a backup),
+    /// so everything was pulled again from 0.
+    pub pull_restarted: bool,
 }
 
 enum Stop {
@@ -114,6 +117,11 @@ impl Device {
             Err(Stop::Net(Failure::Transient(m))) => {
                 fail(status::offline_words(&m), SyncState::Offline);
                 Err(Error::Offline(m))
+            }
+            Err(Stop::Net(Failure::CursorAhead { server_seq })) => {
+                let message = format!("the server is behind this device (at {server_seq})");
+                fail(status::refused_words(&message), SyncState::Failed);
+                Err(Error::Refused(message))
             }
             Err(Stop::Net(Failure::Permanent { status, message })) => {
                 fail(
@@ -419,6 +427,7 @@ impl Device {
         // stored. The body decides: a prefetch for a cursor the body does not
         // confirm is dropped and asked for again.
         let mut ahead: Option<(u64, Prefetch)> = None;
+        let mut restarted = false;
         loop {
             self.progress(Phase::Downloading, report.pulled_changes, None);
             report.pull_requests += 1;
@@ -431,7 +440,25 @@ impl Device {
                 .await
                 .filter(|&c| c > cursor)
                 .map(|c| (c, Prefetch::start(api, c)));
-            let page = current.page().await.map_err(Stop::Net)?;
+            let page = match current.page().await {
+                // The server was restored from an older backup: what it has
+                // now is all that counts, so read it all again. The outbox
+                // stays; it is pushed again and the server decides.
+                Err(Failure::CursorAhead { server_seq }) if cursor > 0 && !restarted => {
+                    tracing::warn!(
+                        cursor,
+                        server_seq,
+                        "the server is behind this device's cursor; pulling from 0"
+                    );
+                    restarted = true;
+                    report.pull_restarted = true;
+                    cursor = 0;
+                    ahead = None;
+                    meta_set(&self.conn(), "cursor", "0")?;
+                    continue;
+                }
+                r => r.map_err(Stop::Net)?,
+            };
             if page.has_more && page.next_cursor <= cursor {
                 return Err(Stop::Net(Failure::Transient(
                     "the server's pull cursor did not advance".into(),
