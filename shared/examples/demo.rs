@@ -12,7 +12,7 @@ use ocop_shared::wire::{Answer, CouncilRole, Level};
 use uuid::Uuid;
 
 fn main() {
-    for (name, text) in bundled::ALL {
+    for (name, text) in bundled::all_files() {
         match load_rubric(text) {
             Ok(l) => {
                 println!(

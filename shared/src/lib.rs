@@ -6,7 +6,8 @@
 //! - [`rubric`]: the score-sheet model (decision, parts A/B/C, sections,
 //!   criteria, options, knock-outs, mandatory flags, per-star requirements),
 //!   with [`validate`] loading rubric files and reporting every problem with its path;
-//! - [`bundled`]: the two complete 1048/781 food sheets and the 148 template;
+//! - [`bundled`]: the 26 sheets of 26/2026/QĐ-TTg, the two complete 1048/781
+//!   food sheets and the 148 template;
 //! - [`score`]: points of one sheet, unanswered criteria, the provisional star;
 //! - [`stars`]: the half-open star bands and what caps or voids a star;
 //! - [`council`]: mean, spread, quorum and star of a council, order-independent;
@@ -19,6 +20,7 @@
 //! dependency tree must stay free of I/O crates (checked in CI).
 
 pub mod bundled;
+mod bundled_26_2026;
 pub mod council;
 pub mod fixed;
 pub mod rubric;
