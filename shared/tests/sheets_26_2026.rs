@@ -292,107 +292,50 @@ fn evidence_hints_from_the_self_assessment_form_show_on_the_options_that_give_po
 }
 
 /// A mark missed on one criterion, every other mark met.
-#[allow(clippy::too_many_arguments)] // one column per claim of the table
 #[rstest]
 #[case::eighty_six_with_a_5_star_mark_missed_ranks_4_stars(
     "I.5.a",
     86,
-    Level::Province,
-    "1.5",
-    "c",
-    4,
-    5,
-    "d"
-)]
+    Level::Province, ("1.5", "c"), 4, (5, "d"))]
 #[case::eighty_six_on_the_fish_sauce_sheet_likewise(
     "I.4.a",
     86,
-    Level::Province,
-    "6.5",
-    "c",
-    4,
-    5,
-    "d"
-)]
+    Level::Province, ("6.5", "c"), 4, (5, "d"))]
 #[case::ninety_two_centrally_with_a_5_star_mark_missed_ranks_4_stars(
     "I.5.a",
     92,
-    Level::Central,
-    "7",
-    "c",
-    4,
-    5,
-    "d"
-)]
+    Level::Central, ("7", "c"), 4, (5, "d"))]
 #[case::seventy_two_with_a_4_star_mark_missed_ranks_3_stars(
     "I.5.a",
     72,
-    Level::Province,
-    "2.1",
-    "c",
-    3,
-    4,
-    "d"
-)]
+    Level::Province, ("2.1", "c"), 3, (4, "d"))]
 #[case::seventy_two_on_the_herbal_sheet_likewise(
     "III.1",
     72,
-    Level::Province,
-    "11",
-    "b",
-    3,
-    4,
-    "c"
-)]
+    Level::Province, ("11", "b"), 3, (4, "c"))]
 #[case::seventy_with_a_4_star_mark_missed_ranks_3_stars(
     "I.4.a",
     70,
-    Level::Province,
-    "9",
-    "a",
-    3,
-    4,
-    "b"
-)]
+    Level::Province, ("9", "a"), 3, (4, "b"))]
 #[case::sixty_with_a_3_star_mark_missed_caps_at_2_stars(
     "I.5.a",
     60,
-    Level::Province,
-    "1.1",
-    "a",
-    2,
-    3,
-    "b"
-)]
+    Level::Province, ("1.1", "a"), 2, (3, "b"))]
 #[case::fifty_with_a_3_star_mark_missed_caps_at_2_stars(
     "I.4.a",
     50,
-    Level::Province,
-    "2.2",
-    "b",
-    2,
-    3,
-    "c"
-)]
+    Level::Province, ("2.2", "b"), 2, (3, "c"))]
 #[case::eighty_six_with_a_3_star_mark_missed_caps_at_2_stars(
     "III.1",
     86,
-    Level::Province,
-    "2.2",
-    "b",
-    2,
-    3,
-    "c"
-)]
+    Level::Province, ("2.2", "b"), 2, (3, "c"))]
 fn a_missed_star_mark_caps_the_star_and_names_the_criterion_and_the_option_needed(
     #[case] code: &str,
     #[case] total: u32,
     #[case] level: Level,
-    #[case] criterion: &str,
-    #[case] chosen: &str,
+    #[case] (criterion, chosen): (&str, &str),
     #[case] stars: u8,
-    #[case] mark: u8,
-    #[case] needed: &str,
+    #[case] (mark, needed): (u8, &str),
 ) {
     let r = sheet(code);
     let s = score_sheet(&r, &answers(&r, total, &[(criterion, chosen)]), level).unwrap();
