@@ -156,6 +156,33 @@ impl App {
         self.find(css).await.attr(name).await.unwrap()
     }
 
+    /// What a thumb meets on the current screen: whether the page scrolls
+    /// sideways, and every visible tap target smaller than 44×44 px (a
+    /// checkbox or file input counts by the label around it).
+    pub async fn layout(&self) -> Layout {
+        const JS: &str = r#"
+            const bad = [];
+            const sel = 'button, a[href], input:not([type=hidden]), select, textarea, summary, [role=button]';
+            for (const el of document.querySelectorAll(sel)) {
+              let t = el;
+              if (['checkbox', 'radio', 'file'].includes(el.type) && el.closest('label')) t = el.closest('label');
+              const r = t.getBoundingClientRect();
+              const cs = getComputedStyle(t);
+              if ((r.width === 0 && r.height === 0) || cs.visibility === 'hidden' || cs.display === 'none') continue;
+              if (r.height < 44 || r.width < 44) {
+                bad.push(`${el.tagName.toLowerCase()}[data-test=${el.dataset.test || ''}] "${(el.textContent || el.placeholder || '').trim().slice(0, 40)}" ${Math.round(r.width)}x${Math.round(r.height)}`);
+              }
+            }
+            return {scroll_width: document.documentElement.scrollWidth, width: window.innerWidth, small: bad};
+        "#;
+        let v = self
+            .client
+            .execute(JS, vec![])
+            .await
+            .expect("layout script");
+        serde_json::from_value(v).expect("layout result")
+    }
+
     pub async fn screenshot(&self, path: &Path) {
         // WebKit's screenshot can lag the DOM by a frame.
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -187,6 +214,31 @@ impl App {
             .status();
         let _ = self.driver.wait();
         let _ = self.client;
+    }
+}
+
+/// See [`App::layout`].
+#[derive(Debug, serde::Deserialize)]
+pub struct Layout {
+    pub scroll_width: u32,
+    pub width: u32,
+    pub small: Vec<String>,
+}
+
+impl Layout {
+    /// Panics naming what is wrong, with `screen` for context.
+    pub fn assert_thumb_friendly(&self, screen: &str) {
+        assert!(
+            self.scroll_width <= self.width,
+            "{screen}: the page scrolls sideways ({} px content in {} px)",
+            self.scroll_width,
+            self.width
+        );
+        assert!(
+            self.small.is_empty(),
+            "{screen}: tap targets under 44 px: {:#?}",
+            self.small
+        );
     }
 }
 

@@ -378,3 +378,147 @@ async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_shee
     );
     let _ = Uuid::nil();
 }
+
+/// On the phone and on the laptop, the screens an assessor uses neither
+/// scroll sideways nor have a tap target under 44 px; the English switch
+/// changes the texts and is remembered when the app starts again.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_assessor_screen_fits_phone_and_laptop_with_44px_targets_and_english_is_remembered() {
+    let Some(bin) = ui::require_app() else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, info) = server(&tmp.path().join("server")).await;
+    let member = &info.members()[2];
+    let product = &info.products[3];
+    let phone = tmp.path().join("phone");
+    let app = App::start(&bin, &phone, &srv.url, 390, 844).await;
+    app.find("[data-test=qr]").await;
+    let sizes = [(390, 844), (1280, 800)];
+    for (w, h) in sizes {
+        app.client.set_window_size(w, h).await.unwrap();
+        app.layout()
+            .await
+            .assert_thumb_friendly(&format!("connect {w}x{h}"));
+    }
+    app.client.set_window_size(390, 844).await.unwrap();
+    enrol(&app, &member.qr_payload).await;
+    let screens: [(&str, &str); 3] = [
+        ("rounds", "[data-test=round]"),
+        ("products", "[data-test=product]"),
+        ("sheet", "[data-test=sheet-head]"),
+    ];
+    for (name, css) in screens {
+        match name {
+            "products" => app.click("[data-test=round]").await,
+            "sheet" => {
+                app.click(&format!(
+                    "[data-test=product][data-code='{}']",
+                    product.code
+                ))
+                .await
+            }
+            _ => {}
+        }
+        app.find(css).await;
+        for (w, h) in sizes {
+            app.client.set_window_size(w, h).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            app.layout()
+                .await
+                .assert_thumb_friendly(&format!("{name} {w}x{h}"));
+        }
+        app.client.set_window_size(390, 844).await.unwrap();
+    }
+    // English, then a restart: still English.
+    assert_eq!(app.text("[data-test=lang]").await, "English");
+    app.click("[data-test=lang]").await;
+    app.wait_text("[data-test=submit]", |t| t == "Submit").await;
+    app.screenshot(&ui::screenshot_dir().join("sheet-en-390.png"))
+        .await;
+    app.close().await;
+    let app = App::start(&bin, &phone, &srv.url, 390, 844).await;
+    app.wait_text("[data-test=lang]", |t| t == "Tiếng Việt")
+        .await;
+    app.click("[data-test=round]").await;
+    app.find("[data-test=product]").await;
+    app.screenshot(&ui::screenshot_dir().join("products-en-390.png"))
+        .await;
+    assert_eq!(
+        app.attr("[data-test=search]", "placeholder")
+            .await
+            .as_deref(),
+        Some("Search by code or name")
+    );
+    wait_synced(&app).await;
+    assert!(
+        app.text("[data-test=sync-state]")
+            .await
+            .contains("Up to date")
+    );
+    app.close().await;
+}
+
+/// One member on two devices changes the same criterion from the same
+/// revision: the app shows both versions side by side, the member keeps
+/// the app's, and the server then holds it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conflict_between_two_devices_of_one_member_is_shown_side_by_side_and_resolved() {
+    let Some(bin) = ui::require_app() else { return };
+    let _one = ONE_AT_A_TIME.lock().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (srv, info) = server(&tmp.path().join("server")).await;
+    let member = &info.members()[3];
+    let product = &info.products[4];
+    let rubric = rubric_of(&info, 4);
+    let (_, _, c) = rubric.criteria().next().unwrap();
+    let (code, opts) = (c.code.clone(), c.option_sets[0].options.clone());
+    let app = App::start(&bin, &tmp.path().join("phone"), &srv.url, 390, 844).await;
+    enrol(&app, &member.qr_payload).await;
+    open_product(&app, &product.code).await;
+    app.click(&format!("[data-test='opt-{code}-{}']", opts[0].id))
+        .await;
+    app.click("[data-test=sync-now]").await;
+    wait_synced(&app).await;
+
+    // The member's tablet, already signed in, picks another option and syncs...
+    let tablet = server_view(
+        &srv.url,
+        &tmp.path().join("tablet"),
+        &info,
+        &member.username,
+    )
+    .await;
+    tablet
+        .set_answer(product.id, &code, Some(&opts[1].id))
+        .unwrap();
+    tablet.sync_now().await.unwrap();
+    // ...and the phone, not having seen it, a third one.
+    let mine = &opts[opts.len() - 1];
+    app.click(&format!("[data-test='opt-{code}-{}']", mine.id))
+        .await;
+    app.click("[data-test=sync-now]").await;
+    app.click("[data-test=attention-link]").await;
+    app.find("[data-test=conflict]").await;
+    let current = app.text("[data-test=conflict] [data-test=current]").await;
+    let other = app.text("[data-test=conflict] [data-test=other]").await;
+    assert!(current.contains(&opts[1].text_vi), "{current}");
+    assert!(other.contains(&mine.text_vi), "{other}");
+    app.screenshot(&ui::screenshot_dir().join("conflict-390.png"))
+        .await;
+    app.click("[data-test=conflict] [data-test=keep-other]")
+        .await;
+    app.wait_text("[data-test=conflicts]", |t| {
+        !t.is_empty() && !t.contains(&mine.text_vi)
+    })
+    .await;
+    app.click("[data-test=sync-now]").await;
+    wait_synced(&app).await;
+    app.close().await;
+    tablet.sync_now().await.unwrap();
+    let v = tablet.sheet(product.id).unwrap();
+    assert_eq!(
+        v.sheet.answers[&code].answer.option.as_deref(),
+        Some(mine.id.as_str())
+    );
+    assert!(v.conflicts.is_empty(), "{:?}", v.conflicts);
+}

@@ -60,6 +60,8 @@ pub struct SheetView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConflictView {
     pub sheet_id: Uuid,
+    /// The sheet's product: its rubric gives the options' words.
+    pub product_id: Uuid,
     pub conflict_id: Uuid,
     /// `None` for a conflict on the sheet's general note.
     pub criterion: Option<String>,
@@ -1595,6 +1597,7 @@ fn conflict_views(sheet: &SheetState, device: Uuid) -> Vec<ConflictView> {
             };
             ConflictView {
                 sheet_id: sheet.id,
+                product_id: sheet.product_id,
                 conflict_id: c.id,
                 criterion,
                 current,

@@ -71,6 +71,7 @@ pub struct SheetView {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ConflictView {
     pub sheet_id: Uuid,
+    pub product_id: Uuid,
     pub conflict_id: Uuid,
     pub criterion: Option<String>,
     pub current: Answer,

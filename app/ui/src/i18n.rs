@@ -140,6 +140,10 @@ pub enum Msg {
     ExNotOnCouncil,
     ExIncomplete,
     ExDuplicate,
+    PointsShort,
+    OptionWord,
+    ThisDeviceVersion,
+    KeepThisDevice,
 }
 
 pub fn tr(lang: Lang, m: Msg) -> &'static str {
@@ -215,7 +219,7 @@ fn vi(m: Msg) -> &'static str {
         Never => "chưa bao giờ",
         Conflicts => "Xung đột",
         ConflictKeepServer => "Giữ bản trên máy chủ",
-        ConflictKeepMine => "Giữ bản kia",
+        ConflictKeepMine => "Giữ bản từ thiết bị khác",
         ServerVersion => "Bản trên máy chủ",
         OtherVersion => "Bản ghi từ thiết bị khác",
         Retry => "Gửi lại",
@@ -259,6 +263,10 @@ fn vi(m: Msg) -> &'static str {
         ExNotOnCouncil => "không thuộc hội đồng",
         ExIncomplete => "phiếu chưa chấm đủ",
         ExDuplicate => "phiếu thứ hai",
+        PointsShort => "đ",
+        OptionWord => "phương án",
+        ThisDeviceVersion => "Bản trên máy này",
+        KeepThisDevice => "Giữ bản trên máy này",
     }
 }
 
@@ -330,7 +338,7 @@ fn en(m: Msg) -> &'static str {
         Never => "never",
         Conflicts => "Conflicts",
         ConflictKeepServer => "Keep the server's version",
-        ConflictKeepMine => "Keep the other version",
+        ConflictKeepMine => "Keep the other device's version",
         ServerVersion => "Server's version",
         OtherVersion => "Version from another device",
         Retry => "Retry",
@@ -374,6 +382,10 @@ fn en(m: Msg) -> &'static str {
         ExNotOnCouncil => "not on the council",
         ExIncomplete => "sheet incomplete",
         ExDuplicate => "second sheet",
+        PointsShort => "pts",
+        OptionWord => "option",
+        ThisDeviceVersion => "This device's version",
+        KeepThisDevice => "Keep this device's version",
     }
 }
 

@@ -79,8 +79,12 @@ pub fn SyncBar() -> impl IntoView {
             let lang = c.lang.get();
             view! {
                 <a class="attention" href="/sync" data-test="attention-link">
-                    {format!("{} {} · {} {}", s.conflicts, tr(lang, Msg::Conflicts).to_lowercase(),
-                        s.needs_attention, tr(lang, Msg::NeedsAttention).to_lowercase())}
+                    {[(s.conflicts, Msg::Conflicts), (s.needs_attention, Msg::NeedsAttention)]
+                        .into_iter()
+                        .filter(|(n, _)| *n > 0)
+                        .map(|(n, m)| format!("{n} {}", tr(lang, m).to_lowercase()))
+                        .collect::<Vec<_>>()
+                        .join(" · ")}
                 </a>
             }
         })

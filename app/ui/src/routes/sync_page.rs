@@ -3,7 +3,11 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::collections::HashMap;
+
+use ocop_shared::rubric::{Criterion, Rubric};
 use ocop_shared::wire::Answer;
+use uuid::Uuid;
 
 use crate::api;
 use crate::app::{ctx, t};
@@ -11,17 +15,27 @@ use crate::components::page::{ErrorNote, Page};
 use crate::dto::{AttentionItem, ConflictView, Keep};
 use crate::i18n::{Lang, Msg, tr};
 
-fn answer_text(a: &Answer, lang: Lang) -> String {
+/// One side of a conflict in words: the option as the sheet shows it (its
+/// text and points, not its id), the knock-out, the note.
+fn answer_text(a: &Answer, criterion: Option<&Criterion>, lang: Lang) -> String {
     let mut parts = Vec::new();
     if let Some(o) = &a.option {
-        parts.push(format!(
-            "{}: {o}",
-            if lang == Lang::En {
-                "option"
-            } else {
-                "phương án"
+        let opt = criterion.and_then(|c| {
+            c.option_sets
+                .iter()
+                .flat_map(|s| &s.options)
+                .find(|x| &x.id == o)
+        });
+        parts.push(match opt {
+            Some(x) => {
+                let text = match (lang, &x.text_en) {
+                    (Lang::En, Some(en)) => en.as_str(),
+                    _ => x.text_vi.as_str(),
+                };
+                format!("{text} ({} {})", x.points, tr(lang, Msg::PointsShort))
             }
-        ));
+            None => format!("{} {o}", tr(lang, Msg::OptionWord)),
+        });
     }
     if a.knockout {
         parts.push(tr(lang, Msg::Knockout).to_string());
@@ -36,16 +50,32 @@ fn answer_text(a: &Answer, lang: Lang) -> String {
     }
 }
 
+fn criterion<'a>(r: Option<&'a Rubric>, code: &str) -> Option<&'a Criterion> {
+    r?.criterion(code)
+}
+
 #[component]
 pub fn SyncPage() -> impl IntoView {
     let c = ctx();
     let conflicts = RwSignal::new(Vec::<ConflictView>::new());
     let attention = RwSignal::new(Vec::<AttentionItem>::new());
+    let rubrics = RwSignal::new(HashMap::<Uuid, Rubric>::new());
     let err = RwSignal::new(None);
     let load = move || {
         spawn_local(async move {
             match api::conflicts().await {
-                Ok(x) => conflicts.set(x),
+                Ok(x) => {
+                    for p in x.iter().map(|c| c.product_id) {
+                        if !rubrics.with_untracked(|r| r.contains_key(&p))
+                            && let Ok(r) = api::rubric(p).await
+                        {
+                            rubrics.update(|m| {
+                                m.insert(p, r);
+                            });
+                        }
+                    }
+                    conflicts.set(x)
+                }
                 Err(e) => err.set(Some(e)),
             }
             if let Ok(x) = api::needs_attention().await {
@@ -73,19 +103,29 @@ pub fn SyncPage() -> impl IntoView {
                 let lang = c.lang.get();
                 let list = conflicts.get();
                 if list.is_empty() { return view! { <p class="muted">{tr(lang, Msg::Nothing)}</p> }.into_any(); }
+                let rs = rubrics.get();
                 list.into_iter().map(|cv| {
                     let (a, b) = (cv.clone(), cv.clone());
+                    let crit = cv.criterion.as_deref().and_then(|k| criterion(rs.get(&cv.product_id), k));
+                    let head = match (&cv.criterion, crit) {
+                        (Some(_), Some(c)) => format!("{} {}", c.code, match (lang, &c.text_en) {
+                            (Lang::En, Some(en)) => en.as_str(),
+                            _ => c.text_vi.as_str(),
+                        }),
+                        (Some(k), None) => k.clone(),
+                        (None, _) => tr(lang, Msg::SheetNote).to_string(),
+                    };
                     view! {
                         <div class="card conflict" data-test="conflict">
-                            <strong>{cv.criterion.clone().unwrap_or_else(|| tr(lang, Msg::SheetNote).to_string())}</strong>
+                            <strong>{head}</strong>
                             <div class="side-by-side">
                                 <div><small>{tr(lang, Msg::ServerVersion)}</small>
-                                    <p data-test="current">{answer_text(&cv.current, lang)}</p>
+                                    <p data-test="current">{answer_text(&cv.current, crit, lang)}</p>
                                     <button class="btn" data-test="keep-current" on:click=move |_| resolve(&a, Keep::Current)>{tr(lang, Msg::ConflictKeepServer)}</button>
                                 </div>
-                                <div><small>{tr(lang, Msg::OtherVersion)}</small>
-                                    <p data-test="other">{answer_text(&cv.other, lang)}</p>
-                                    <button class="btn" data-test="keep-other" on:click=move |_| resolve(&b, Keep::Other)>{tr(lang, Msg::ConflictKeepMine)}</button>
+                                <div><small>{tr(lang, if cv.other_is_mine { Msg::ThisDeviceVersion } else { Msg::OtherVersion })}</small>
+                                    <p data-test="other">{answer_text(&cv.other, crit, lang)}</p>
+                                    <button class="btn" data-test="keep-other" on:click=move |_| resolve(&b, Keep::Other)>{tr(lang, if cv.other_is_mine { Msg::KeepThisDevice } else { Msg::ConflictKeepMine })}</button>
                                 </div>
                             </div>
                         </div>
