@@ -196,7 +196,11 @@ impl App {
     /// Closes the app as a user would (the database is committed either way).
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
-        // SIGTERM (not SIGKILL): WebKitWebDriver then stops the app too.
+        // Closing the session does not always end the app: SIGTERM it (it
+        // is WebKitWebDriver's child), then the driver.
+        let _ = Command::new("pkill")
+            .args(["-TERM", "-P", &self.driver.id().to_string()])
+            .status();
         let _ = Command::new("kill")
             .arg(self.driver.id().to_string())
             .status();
