@@ -31,3 +31,25 @@ pub fn server_binary() -> PathBuf {
     );
     bin
 }
+
+/// A port on 127.0.0.1 that was free a moment ago, for a server that must
+/// come back on the same address.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The bundled rubric the demo round's `product`-th product is scored on.
+pub fn demo_rubric(
+    info: &ocop_sync_server::demo::DemoInfo,
+    product: usize,
+) -> ocop_shared::rubric::Rubric {
+    let p = &info.products[product];
+    ocop_shared::bundled::scoreable()
+        .into_iter()
+        .find(|r| r.id == p.rubric.id && r.version == p.rubric.version)
+        .expect("bundled rubric")
+}

@@ -11,6 +11,7 @@ use ocop_shared::rubric::Rubric;
 use ocop_shared::wire::{Answer, Level, SheetStatus};
 use ocop_sync_server::demo::{self, DemoInfo};
 use ocop_sync_server::testing::{self, TestServer};
+use ocop_tests::demo_rubric;
 use ocop_tests::ui::{self, App};
 use uuid::Uuid;
 
@@ -21,14 +22,6 @@ async fn server(dir: &Path) -> (TestServer, DemoInfo) {
     let s = testing::spawn(dir).await.expect("server");
     let info = demo::seed_with_url(&*s.state.store, &s.url).expect("demo data");
     (s, info)
-}
-
-fn rubric_of(info: &DemoInfo, product: usize) -> Rubric {
-    let p = &info.products[product];
-    ocop_shared::bundled::scoreable()
-        .into_iter()
-        .find(|r| r.id == p.rubric.id && r.version == p.rubric.version)
-        .expect("bundled rubric")
 }
 
 /// Which option the test picks for the i-th criterion (varied, not all top).
@@ -93,7 +86,7 @@ async fn a_member_enrols_scores_every_criterion_with_a_note_and_a_photo_and_subm
     let (srv, info) = server(&tmp.path().join("server")).await;
     let member = &info.members()[0];
     let product = &info.products[0];
-    let rubric = rubric_of(&info, 0);
+    let rubric = demo_rubric(&info, 0);
     let app = App::start(&bin, &tmp.path().join("phone"), &srv.url, 390, 844).await;
     let shots = ui::screenshot_dir();
     app.screenshot(&shots.join("connect-390.png")).await;
@@ -201,7 +194,7 @@ async fn a_half_scored_sheet_survives_no_server_and_a_killed_app_and_syncs_when_
     let url = srv.url.clone();
     let member = &info.members()[1];
     let product = &info.products[1];
-    let rubric = rubric_of(&info, 1);
+    let rubric = demo_rubric(&info, 1);
     let phone = tmp.path().join("phone");
     let app = App::start(&bin, &phone, &url, 390, 844).await;
     enrol(&app, &member.qr_payload).await;
@@ -272,7 +265,7 @@ async fn the_chairs_board_shows_the_council_result_and_finalizing_locks_the_shee
     let tmp = tempfile::tempdir().unwrap();
     let (srv, info) = server(&tmp.path().join("server")).await;
     let product = &info.products[2];
-    let rubric = rubric_of(&info, 2);
+    let rubric = demo_rubric(&info, 2);
     let chair = info.chair();
     // The chair and five members (a quorum of six of eight) score on their
     // own devices (the core, over HTTP), close enough not to need a rescore.
@@ -469,7 +462,7 @@ async fn a_conflict_between_two_devices_of_one_member_is_shown_side_by_side_and_
     let (srv, info) = server(&tmp.path().join("server")).await;
     let member = &info.members()[3];
     let product = &info.products[4];
-    let rubric = rubric_of(&info, 4);
+    let rubric = demo_rubric(&info, 4);
     let (_, _, c) = rubric.criteria().next().unwrap();
     let (code, opts) = (c.code.clone(), c.option_sets[0].options.clone());
     let app = App::start(&bin, &tmp.path().join("phone"), &srv.url, 390, 844).await;

@@ -9,21 +9,13 @@ use std::time::{Duration, Instant};
 
 use ocop_shared::wire::{Entity, SheetState, paths};
 use ocop_sync_server::{Options, Principal, demo};
-use ocop_tests::server_binary;
+use ocop_tests::{free_port, server_binary};
 use rand::{Rng, SeedableRng};
 use tokio::process::{Child, Command};
 
 const KILLS: usize = 50;
 const DEVICES: usize = 5;
 const PRODUCTS: usize = 3;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 async fn start_server(data: &Path, port: u16) -> Child {
     let child = Command::new(server_binary())

@@ -8,17 +8,10 @@ use std::path::Path;
 use ocop_app::Device;
 use ocop_shared::rubric::Rubric;
 use ocop_shared::wire::SheetStatus;
-use ocop_sync_server::demo::{self, DemoInfo};
+use ocop_sync_server::demo;
 use ocop_sync_server::{DB_FILE, Options, testing::ADMIN_PASSWORD};
+use ocop_tests::{demo_rubric, free_port};
 use uuid::Uuid;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Opens `dir` and serves it on `port` until the returned task is aborted.
 async fn serve(dir: &Path, port: u16) -> tokio::task::JoinHandle<()> {
@@ -31,14 +24,6 @@ async fn serve(dir: &Path, port: u16) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let _ = ocop_sync_server::serve(listener, state).await;
     })
-}
-
-fn rubric_of(info: &DemoInfo, product: usize) -> Rubric {
-    let p = &info.products[product];
-    ocop_shared::bundled::scoreable()
-        .into_iter()
-        .find(|r| r.id == p.rubric.id && r.version == p.rubric.version)
-        .expect("bundled rubric")
 }
 
 /// Every criterion of `product` answered with its first option, one sync each:
@@ -97,7 +82,7 @@ async fn a_device_ahead_of_a_restored_server_pulls_again_from_zero_and_keeps_its
     // After the backup the chair scores a whole sheet, syncing every tap:
     // its cursor ends well past the backup's last change.
     let p0 = info.products[0].id;
-    let r0 = rubric_of(&info, 0);
+    let r0 = demo_rubric(&info, 0);
     score_all(&d, &r0, p0, true).await;
     // One more change, not sent yet.
     let c0 = r0.criteria().next().unwrap().2.clone();
@@ -119,7 +104,7 @@ async fn a_device_ahead_of_a_restored_server_pulls_again_from_zero_and_keeps_its
         .await
         .unwrap();
     md.sync_now().await.unwrap();
-    score_all(&md, &rubric_of(&info, 1), p1, false).await;
+    score_all(&md, &demo_rubric(&info, 1), p1, false).await;
     md.submit(p1).unwrap();
     md.sync_now().await.unwrap();
 

@@ -81,10 +81,7 @@ async fn main() {
     app.click("[data-test=round]").await;
     let link = format!("[data-test=product][data-code='{}']", product.code);
     app.find(&link).await;
-    let rubric = ocop_shared::bundled::scoreable()
-        .into_iter()
-        .find(|r| r.id == product.rubric.id && r.version == product.rubric.version)
-        .unwrap();
+    let rubric = ocop_tests::demo_rubric(&info, 0);
     let n = rubric.criterion_count();
 
     eprintln!("renders");
